@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Sets up everything fastai-rs needs, in this folder and in the data directory:
+#   .venv/              libtorch (from the PyPI torch wheel that tch pins), JupyterLab, nbclient
+#   .cargo/config.toml  tells cargo where libtorch is, in any shell
+#   target/release/     the library and the fastai-kernel binary
+#   .venv/share/jupyter/kernels/fastai-rust   the "Rust (fastai)" kernelspec
+#   $FASTAI_HOME (~/.fastai)   offline weights and Fashion-MNIST images
+#
+# Safe to re-run: every step checks what is already there and only does what is missing.
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+usage: ./install.sh [--cuda | --cpu] [--jobs N] [--skip-assets]
+
+  --cuda         install the full CUDA build of libtorch (4.7 GB; needs NVIDIA driver >= 580)
+  --cpu          install the CPU-only libtorch (1.2 GB), even on a machine with a GPU
+                 (default: --cuda when `nvidia-smi` works, --cpu otherwise)
+  --jobs N       parallel build jobs for cargo (default: 2)
+  --skip-assets  do not fetch the offline weights and images (tests that use them will fail)
+
+Environment: FASTAI_HOME (data directory, default ~/.fastai), PYTHON (default python3).
+EOF
+}
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$ROOT"
+TORCH_VERSION=2.13.0   # the libtorch that tch 0.26.0 is written against (tch checks it at build time)
+CPU_EXTRAS=(nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85)  # libtorch_cpu.so NEEDs these
+PY_REQUIREMENTS="$ROOT/tools/requirements.txt"
+PYTHON=${PYTHON:-python3}
+FASTAI_HOME=${FASTAI_HOME:-$HOME/.fastai}
+VENV="$ROOT/.venv"
+JOBS=2
+VARIANT=""
+SKIP_ASSETS=0
+START=$SECONDS
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --cuda) VARIANT=cuda ;;
+    --cpu) VARIANT=cpu ;;
+    --jobs) JOBS=${2:?--jobs needs a number}; shift ;;
+    --skip-assets) SKIP_ASSETS=1 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+
+step() { printf '\n==> %s\n' "$*"; }
+fail() { printf '\ninstall.sh: error: %s\n' "$*" >&2; exit 1; }
+# Compare dotted versions: version_ge 1.95.0 1.95 -> true
+version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
+
+# ------------------------------------------------------------------ 1. prerequisites
+step "Checking prerequisites"
+missing=()
+if ! command -v cargo >/dev/null || ! command -v rustc >/dev/null; then
+  missing+=("Rust (cargo, rustc >= 1.95): install with https://rustup.rs, then open a new shell")
+else
+  RUSTC_V=$(rustc --version | awk '{print $2}')
+  version_ge "${RUSTC_V%%-*}" 1.95 || missing+=("rustc >= 1.95 (found $RUSTC_V): run 'rustup update stable'")
+fi
+if ! command -v "$PYTHON" >/dev/null; then
+  missing+=("python3 >= 3.10 with venv: e.g. 'sudo apt install python3 python3-venv', or set PYTHON=/path/to/python3")
+else
+  PY_V=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  version_ge "$PY_V" 3.10 || missing+=("python3 >= 3.10 (found $PY_V): install a newer Python or set PYTHON=")
+  "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null ||
+    missing+=("Python's venv module (for $PYTHON $PY_V): e.g. 'sudo apt install python3-venv'")
+fi
+CXX_FOUND=""
+for c in c++ g++ clang++; do command -v "$c" >/dev/null && { CXX_FOUND=$c; break; }; done
+[ -n "$CXX_FOUND" ] || missing+=("a C/C++ compiler (torch-sys builds C++ glue): e.g. 'sudo apt install build-essential'")
+command -v cc >/dev/null || command -v gcc >/dev/null || command -v clang >/dev/null ||
+  missing+=("a C compiler (cc): e.g. 'sudo apt install build-essential'")
+if [ ${#missing[@]} -gt 0 ]; then
+  printf '\nMissing prerequisites:\n' >&2
+  printf '  - %s\n' "${missing[@]}" >&2
+  exit 1
+fi
+echo "rustc $RUSTC_V, python $PY_V, $CXX_FOUND"
+
+# One install at a time in this folder: two would fight over the venv and target/.
+exec 9>"$ROOT/.install.lock"
+if command -v flock >/dev/null && ! flock -n 9; then
+  fail "another ./install.sh is running in $ROOT; wait for it to finish"
+fi
+
+if [ -z "$VARIANT" ]; then
+  if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then VARIANT=cuda; else VARIANT=cpu; fi
+  echo "libtorch variant: $VARIANT (detected; override with --cpu or --cuda)"
+else
+  echo "libtorch variant: $VARIANT (asked for)"
+fi
+
+# ------------------------------------------------------------------ 2. libtorch in a venv
+pip_or_fail() {
+  local what=$1; shift
+  if ! "$VENV/bin/python" -m pip install --disable-pip-version-check "$@"; then
+    fail "pip could not install $what (is PyPI reachable? try 'pip download six' to check).
+Nothing already installed was removed: re-run ./install.sh once the network is back."
+  fi
+}
+
+step "libtorch $TORCH_VERSION ($VARIANT) in $VENV"
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
+  rm -rf "$VENV"
+  "$PYTHON" -m venv "$VENV" || fail "could not create a venv with $PYTHON"
+fi
+SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+LIBTORCH="$SITE/torch"
+MARKER="$VENV/.fastai-torch"
+have=$(cat "$MARKER" 2>/dev/null || true)
+if [ "$have" = "cuda $TORCH_VERSION" ] || [ "$have" = "$VARIANT $TORCH_VERSION" ]; then
+  [ -f "$LIBTORCH/lib/libtorch_cpu.so" ] || have=""
+fi
+if [ "$have" = "cuda $TORCH_VERSION" ] || { [ "$have" = "$VARIANT $TORCH_VERSION" ] && [ -n "$have" ]; }; then
+  echo "present (${have%% *})"
+else
+  # No marker means no install or an interrupted one: reinstall the torch files over whatever is there.
+  rm -f "$MARKER"
+  if [ "$VARIANT" = cuda ]; then
+    pip_or_fail "torch $TORCH_VERSION with CUDA" --force-reinstall "torch==$TORCH_VERSION"
+  else
+    pip_or_fail "torch $TORCH_VERSION (CPU libraries)" --force-reinstall --no-deps "torch==$TORCH_VERSION" "${CPU_EXTRAS[@]}"
+  fi
+  [ -f "$LIBTORCH/lib/libtorch_cpu.so" ] || fail "torch installed but $LIBTORCH/lib/libtorch_cpu.so is missing"
+  echo "$VARIANT $TORCH_VERSION" >"$MARKER"
+fi
+
+# ------------------------------------------------------------------ 3. cargo finds libtorch
+step "Cargo configuration (.cargo/config.toml)"
+mkdir -p "$ROOT/.cargo"
+CONFIG="$ROOT/.cargo/config.toml"
+cat >"$CONFIG.new" <<EOF
+# Written by install.sh. LIBTORCH tells torch-sys where libtorch is; the rpath lets the binaries
+# cargo builds here find libtorch's .so files at run time without LD_LIBRARY_PATH.
+# Changing LIBTORCH (even its spelling) rebuilds torch-sys' C++ glue.
+[env]
+LIBTORCH = "$LIBTORCH"
+
+[target.x86_64-unknown-linux-gnu]
+rustflags = ["-C", "link-arg=-Wl,-rpath,$LIBTORCH/lib"]
+
+[target.aarch64-unknown-linux-gnu]
+rustflags = ["-C", "link-arg=-Wl,-rpath,$LIBTORCH/lib"]
+EOF
+if cmp -s "$CONFIG.new" "$CONFIG"; then rm "$CONFIG.new"; echo "unchanged"; else mv "$CONFIG.new" "$CONFIG"; echo "written"; fi
+
+# ------------------------------------------------------------------ 4. Jupyter side
+step "JupyterLab, jupyter_client, nbclient (and the converters' numpy, safetensors, Pillow)"
+REQ_SUM=$(sha256sum "$PY_REQUIREMENTS" | cut -c1-16)
+if [ "$(cat "$VENV/.fastai-jupyter" 2>/dev/null || true)" = "$REQ_SUM" ]; then
+  echo "present"
+else
+  pip_or_fail "the Jupyter packages" -r "$PY_REQUIREMENTS"
+  echo "$REQ_SUM" >"$VENV/.fastai-jupyter"
+fi
+
+# ------------------------------------------------------------------ 5. build and register the kernel
+step "Building the workspace (release, $JOBS jobs; the first build takes 10-15 minutes)"
+cargo build --release --locked -j "$JOBS" --workspace ||
+  fail "cargo build failed (see above). Re-running ./install.sh resumes where it stopped."
+"$ROOT/target/release/fastai-kernel" install --sys-prefix "$VENV" ||
+  fail "could not register the kernelspec"
+
+# ------------------------------------------------------------------ 6. offline assets
+if [ "$SKIP_ASSETS" = 1 ]; then
+  step "Offline assets: skipped (--skip-assets)"
+else
+  step "Offline assets in $FASTAI_HOME"
+  "$VENV/bin/python" "$ROOT/tools/assets.py" --home "$FASTAI_HOME" ||
+    fail "could not fetch the offline assets (see above); re-run ./install.sh to resume"
+fi
+
+# ------------------------------------------------------------------ 7. summary
+DEVICE_LINE=$(FASTAI_HOME="$FASTAI_HOME" "$ROOT/target/release/fastai-device" 2>&1 || true)
+step "Done in $((SECONDS - START)) s"
+cat <<EOF
+  rustc:        $RUSTC_V
+  libtorch:     $TORCH_VERSION ($VARIANT install) in $LIBTORCH
+  device:       $DEVICE_LINE
+  Jupyter:      $("$VENV/bin/jupyter" lab --version 2>/dev/null | sed 's/^/JupyterLab /'), kernel "Rust (fastai)"
+  data:         $FASTAI_HOME ($(du -sh "$FASTAI_HOME" 2>/dev/null | cut -f1))
+  venv:         $VENV ($(du -sh "$VENV" 2>/dev/null | cut -f1))
+
+Next:
+  open the notebooks:  .venv/bin/jupyter lab notebooks/
+  run all the tests:   ./install.sh && tests/run.sh
+EOF

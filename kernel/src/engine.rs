@@ -1,0 +1,203 @@
+//! The engine: evcxr's `CommandContext` on a thread of its own.
+//!
+//! Compiling and running a cell blocks for seconds to hours, so the context lives on one dedicated
+//! thread and the async message loop talks to it through a channel. The child process's stdout and
+//! stderr lines are forwarded live, as they are printed, through [`OutputSink`].
+
+use std::collections::HashMap;
+use std::process::Child;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use evcxr::{CommandContext, EvalContextOutputs};
+use tokio::sync::oneshot;
+
+/// Which stream a line of output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Receives every output line of the cell process as it is printed.
+pub type OutputSink = Arc<dyn Fn(Stream, String) + Send + Sync>;
+
+/// How a cell ended.
+pub enum Outcome {
+    /// Ran to the end; rich outputs by MIME type (possibly empty).
+    Ok(HashMap<String, String>),
+    /// Did not compile.
+    CompileErrors {
+        evalue: String,
+        traceback: Vec<String>,
+    },
+    /// The cell process died (crash, or killed by an interrupt); evcxr has started a fresh one.
+    ProcessDied(String),
+    /// Any other failure evcxr reports.
+    Failed(String),
+}
+
+/// A completion answer, in byte offsets of the code.
+pub struct Completion {
+    pub matches: Vec<String>,
+    pub start: usize,
+    pub end: usize,
+}
+
+enum Request {
+    Execute(String, oneshot::Sender<Outcome>),
+    Complete(String, usize, oneshot::Sender<Option<Completion>>),
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    requests: Sender<Request>,
+    child: Arc<Mutex<Option<Arc<Mutex<Child>>>>>,
+}
+
+impl Engine {
+    /// Starts the engine thread. The evcxr context is created there; requests wait for it.
+    pub fn start(sink: OutputSink) -> Engine {
+        let (tx, rx) = crossbeam_channel::unbounded::<Request>();
+        let child = Arc::new(Mutex::new(None));
+        let child2 = child.clone();
+        std::thread::Builder::new()
+            .name("evcxr-engine".into())
+            .spawn(move || engine_thread(rx, sink, child2))
+            .expect("cannot start the engine thread");
+        Engine {
+            requests: tx,
+            child,
+        }
+    }
+
+    pub async fn execute(&self, code: String) -> Outcome {
+        let (tx, rx) = oneshot::channel();
+        if self.requests.send(Request::Execute(code, tx)).is_err() {
+            return Outcome::Failed("the evcxr engine has stopped".into());
+        }
+        rx.await
+            .unwrap_or_else(|_| Outcome::Failed("the evcxr engine has stopped".into()))
+    }
+
+    pub async fn complete(&self, code: String, byte_pos: usize) -> Option<Completion> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(Request::Complete(code, byte_pos, tx))
+            .ok()?;
+        rx.await.ok().flatten()
+    }
+
+    /// Stops the running cell by killing the cell process (its variables are lost; evcxr starts
+    /// a new process). Returns false when there is no process yet.
+    pub fn kill_cell_process(&self) -> bool {
+        let handle = self.child.lock().unwrap().clone();
+        match handle {
+            Some(h) => {
+                let _ = h.lock().unwrap().kill();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn engine_thread(
+    rx: Receiver<Request>,
+    sink: OutputSink,
+    child: Arc<Mutex<Option<Arc<Mutex<Child>>>>>,
+) {
+    let (mut ctx, outputs) = match CommandContext::new() {
+        Ok(x) => x,
+        Err(e) => {
+            let msg = format!("could not start the Rust engine (evcxr): {e}");
+            sink(Stream::Stderr, msg.clone());
+            for req in rx {
+                match req {
+                    Request::Execute(_, reply) => {
+                        let _ = reply.send(Outcome::Failed(msg.clone()));
+                    }
+                    Request::Complete(_, _, reply) => {
+                        let _ = reply.send(None);
+                    }
+                }
+            }
+            return;
+        }
+    };
+    *child.lock().unwrap() = Some(ctx.process_handle());
+    let stderr_watch = outputs.stderr.clone();
+    let last_stderr = Arc::new(Mutex::new(Instant::now()));
+    start_forwarder(outputs, sink, last_stderr.clone());
+
+    for req in rx {
+        match req {
+            Request::Execute(code, reply) => {
+                let outcome = match ctx.execute(&code) {
+                    Ok(out) => Outcome::Ok(out.content_by_mime_type),
+                    Err(evcxr::Error::CompilationErrors(errors)) => Outcome::CompileErrors {
+                        evalue: crate::errors::summary(&errors),
+                        traceback: crate::errors::render_compile_errors(&code, &errors),
+                    },
+                    Err(evcxr::Error::SubprocessTerminated(m)) => Outcome::ProcessDied(m),
+                    Err(e) => Outcome::Failed(e.to_string()),
+                };
+                // evcxr waits for stdout to be consumed; stderr comes through its own pipe and
+                // thread, so give it a moment to go quiet before the cell is declared done.
+                settle(&stderr_watch, &last_stderr);
+                let _ = reply.send(outcome);
+            }
+            Request::Complete(code, pos, reply) => {
+                let answer = ctx.completions(&code, pos).ok().map(|c| Completion {
+                    matches: c.completions.into_iter().map(|c| c.code).collect(),
+                    start: c.start_offset,
+                    end: c.end_offset,
+                });
+                let _ = reply.send(answer);
+            }
+        }
+    }
+}
+
+fn start_forwarder(
+    outputs: EvalContextOutputs,
+    sink: OutputSink,
+    last_stderr: Arc<Mutex<Instant>>,
+) {
+    std::thread::Builder::new()
+        .name("cell-output".into())
+        .spawn(move || {
+            let EvalContextOutputs { stdout, stderr } = outputs;
+            loop {
+                crossbeam_channel::select! {
+                    recv(stdout) -> line => match line {
+                        Ok(l) => sink(Stream::Stdout, l),
+                        Err(_) => break,
+                    },
+                    recv(stderr) -> line => match line {
+                        Ok(l) => {
+                            *last_stderr.lock().unwrap() = Instant::now();
+                            sink(Stream::Stderr, l)
+                        }
+                        Err(_) => break,
+                    },
+                }
+            }
+        })
+        .expect("cannot start the output thread");
+}
+
+fn settle(stderr: &Receiver<String>, last: &Arc<Mutex<Instant>>) {
+    let deadline = Instant::now() + Duration::from_millis(300);
+    // The stderr pipe's reader thread may not have seen the last lines yet (a panic message is
+    // written just before the cell reports completion on stdout).
+    std::thread::sleep(Duration::from_millis(5));
+    loop {
+        let quiet = last.lock().unwrap().elapsed() >= Duration::from_millis(15);
+        if (stderr.is_empty() && quiet) || Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

@@ -1,0 +1,17 @@
+//! fastai for Rust: the fast.ai lesson workflow (`ImageDataBunch`, `cnn_learner`, `fit_one_cycle`,
+//! `lr_find`, interpretation) on libtorch through `tch`, made for Jupyter notebooks.
+//!
+//! In a notebook: `use fastai::vision::*;`
+
+pub mod config;
+pub mod device;
+
+pub use config::{data_dir, home, models_dir, OfflineWeights};
+pub use device::{device, device_info, DeviceInfo};
+
+/// Everything a vision notebook needs, in one import.
+pub mod vision {
+    pub use crate::config::{data_dir, fashion_mnist_dir, home, models_dir, OfflineWeights};
+    pub use crate::device::{device, device_info, DeviceInfo};
+    pub use tch::{self, nn, Device, Kind, Tensor};
+}

