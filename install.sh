@@ -163,7 +163,7 @@ fi
 step "Building the workspace (release, $JOBS jobs; the first build takes 10-15 minutes)"
 cargo build --release --locked -j "$JOBS" --workspace ||
   fail "cargo build failed (see above). Re-running ./install.sh resumes where it stopped."
-"$ROOT/target/release/fastai-kernel" install --sys-prefix "$VENV" ||
+"$ROOT/target/release/fastai-kernel" install --sys-prefix "$VENV" --libtorch "$LIBTORCH" ||
   fail "could not register the kernelspec"
 
 # ------------------------------------------------------------------ 6. offline assets

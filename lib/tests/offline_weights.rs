@@ -148,7 +148,7 @@ fn efficientnet_lite0_shapes() -> BTreeMap<String, Vec<i64>> {
         (1, 3, 1, 6, 192, 320),
     ];
     let mut m = BTreeMap::new();
-    let mut bn = |m: &mut BTreeMap<String, Vec<i64>>, prefix: &str, c: i64| {
+    let bn = |m: &mut BTreeMap<String, Vec<i64>>, prefix: &str, c: i64| {
         for p in ["weight", "bias", "running_mean", "running_var"] {
             m.insert(format!("{prefix}.{p}"), vec![c]);
         }

@@ -1,0 +1,91 @@
+"""The fastai kernel speaks Jupyter: cells run, state persists, output streams, errors are errors,
+completion works, and a message with a bad signature is never executed."""
+
+import json
+import time
+import uuid
+
+import zmq
+from jupyter_client.session import Session
+
+
+def test_variables_persist_across_cells(kernel):
+    assert kernel.run("let answer = 40 + 2;").status == "ok"
+    cell = kernel.run("answer * 10")
+    assert cell.status == "ok"
+    assert cell.result() == "420"
+
+
+def test_stdout_and_stderr_are_streamed(kernel):
+    cell = kernel.run('println!("to stdout"); eprintln!("to stderr");')
+    assert cell.status == "ok"
+    assert cell.stdout == "to stdout\n"
+    assert "to stderr\n" in cell.stderr
+
+
+def test_compile_error_is_an_error_with_the_cells_line(kernel):
+    cell = kernel.run('let n: i32 = "text";')
+    assert cell.status == "error"
+    (err,) = cell.of_type("error")
+    assert err["ename"] == "CompilationError"
+    assert "mismatched types" in err["evalue"]
+    text = "\n".join(err["traceback"])
+    assert 'let n: i32 = "text";' in text and "^" in text
+
+
+def test_panic_is_an_error_and_earlier_state_survives(kernel):
+    kernel.run("let kept = 7;")
+    cell = kernel.run('panic!("deliberate failure");')
+    assert cell.status == "error"
+    assert cell.reply["content"]["ename"] == "panic"
+    assert "deliberate failure" in cell.reply["content"]["evalue"]
+    assert kernel.run("kept + 1").result() == "8"
+
+
+def test_completion_offers_methods(kernel):
+    kernel.run('let greeting = String::from("hi");')
+    code = "greeting.to_up"
+    msg_id = kernel.client.complete(code, len(code))
+    reply = kernel.client.get_shell_msg(timeout=60)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    content = reply["content"]
+    assert any(m.startswith("to_uppercase") for m in content["matches"]), content
+    assert content["cursor_start"] == len("greeting.")
+    assert content["cursor_end"] == len(code)
+
+
+def test_is_complete(kernel):
+    kernel.client.is_complete("fn f() {")
+    assert kernel.client.get_shell_msg(timeout=10)["content"]["status"] == "incomplete"
+    kernel.client.is_complete("let a = 1;")
+    assert kernel.client.get_shell_msg(timeout=10)["content"]["status"] == "complete"
+
+
+def test_message_with_a_wrong_signature_is_not_executed(kernel):
+    info = kernel.manager.get_connection_info()
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(f"tcp://{info['ip']}:{info['shell_port']}")
+    forged = Session(key=b"not-the-key", username="mallory")
+    forged.send(sock, "execute_request", {
+        "code": "let forged_ran = 1;",
+        "silent": False, "store_history": True, "user_expressions": {},
+        "allow_stdin": False, "stop_on_error": True,
+    })
+    # No reply comes back for it...
+    assert sock.poll(3000) == 0
+    sock.close()
+    # ...and the variable it would have defined does not exist.
+    cell = kernel.run("forged_ran")
+    assert cell.status == "error"
+    assert "forged_ran" in json.dumps(cell.reply["content"])
+    # The kernel still serves signed requests.
+    assert kernel.run("1 + 1").result() == "2"
+
+
+def test_kernel_info_reports_rust(kernel):
+    kernel.client.kernel_info()
+    info = kernel.client.get_shell_msg(timeout=10)["content"]
+    assert info["language_info"]["name"] == "rust"
+    assert info["implementation"] == "fastai-kernel"
