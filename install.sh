@@ -95,7 +95,6 @@ else
   echo "libtorch variant: $VARIANT (asked for)"
 fi
 
-# ------------------------------------------------------------------ 2. libtorch in a venv
 pip_or_fail() {
   local what=$1; shift
   if ! "$VENV/bin/python" -m pip install --disable-pip-version-check "$@"; then
@@ -104,11 +103,24 @@ Nothing already installed was removed: re-run ./install.sh once the network is b
   fi
 }
 
-step "libtorch $TORCH_VERSION ($VARIANT) in $VENV"
+# ------------------------------------------------------------------ 2. venv and the Jupyter side
+step "Python venv $VENV"
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
   rm -rf "$VENV"
   "$PYTHON" -m venv "$VENV" || fail "could not create a venv with $PYTHON"
 fi
+
+step "JupyterLab, jupyter_client, nbclient (and the converters' numpy, safetensors, Pillow)"
+REQ_SUM=$(sha256sum "$PY_REQUIREMENTS" | cut -c1-16)
+if [ "$(cat "$VENV/.fastai-jupyter" 2>/dev/null || true)" = "$REQ_SUM" ]; then
+  echo "present"
+else
+  pip_or_fail "the Jupyter packages" --quiet --force-reinstall -r "$PY_REQUIREMENTS"
+  echo "$REQ_SUM" >"$VENV/.fastai-jupyter"
+fi
+
+# ------------------------------------------------------------------ 3. libtorch in the venv
+step "libtorch $TORCH_VERSION ($VARIANT) in $VENV"
 SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 LIBTORCH="$SITE/torch"
 MARKER="$VENV/.fastai-torch"
@@ -119,7 +131,7 @@ fi
 if [ "$have" = "cuda $TORCH_VERSION" ] || { [ "$have" = "$VARIANT $TORCH_VERSION" ] && [ -n "$have" ]; }; then
   echo "present (${have%% *})"
 else
-  # No marker means no install or an interrupted one: reinstall the torch files over whatever is there.
+  # No marker means no install or an interrupted one: reinstall over whatever is there.
   rm -f "$MARKER"
   if [ "$VARIANT" = cuda ]; then
     pip_or_fail "torch $TORCH_VERSION with CUDA" --force-reinstall "torch==$TORCH_VERSION"
@@ -130,7 +142,7 @@ else
   echo "$VARIANT $TORCH_VERSION" >"$MARKER"
 fi
 
-# ------------------------------------------------------------------ 3. cargo finds libtorch
+# ------------------------------------------------------------------ 4. cargo finds libtorch
 step "Cargo configuration (.cargo/config.toml)"
 mkdir -p "$ROOT/.cargo"
 CONFIG="$ROOT/.cargo/config.toml"
@@ -148,16 +160,6 @@ rustflags = ["-C", "link-arg=-Wl,-rpath,$LIBTORCH/lib"]
 rustflags = ["-C", "link-arg=-Wl,-rpath,$LIBTORCH/lib"]
 EOF
 if cmp -s "$CONFIG.new" "$CONFIG"; then rm "$CONFIG.new"; echo "unchanged"; else mv "$CONFIG.new" "$CONFIG"; echo "written"; fi
-
-# ------------------------------------------------------------------ 4. Jupyter side
-step "JupyterLab, jupyter_client, nbclient (and the converters' numpy, safetensors, Pillow)"
-REQ_SUM=$(sha256sum "$PY_REQUIREMENTS" | cut -c1-16)
-if [ "$(cat "$VENV/.fastai-jupyter" 2>/dev/null || true)" = "$REQ_SUM" ]; then
-  echo "present"
-else
-  pip_or_fail "the Jupyter packages" -r "$PY_REQUIREMENTS"
-  echo "$REQ_SUM" >"$VENV/.fastai-jupyter"
-fi
 
 # ------------------------------------------------------------------ 5. build and register the kernel
 step "Building the workspace (release, $JOBS jobs; the first build takes 10-15 minutes)"

@@ -113,6 +113,17 @@ pub fn device_info() -> DeviceInfo {
                 let note = (n == 0).then(|| "libtorch_cuda loaded but no GPU visible".to_string());
                 (n, note)
             }
+            Err(e) if e.contains("cannot open shared object file") => {
+                // The CPU-minimal install: libtorch_cuda.so is there, the CUDA libraries it needs
+                // are not. Name the first missing one for troubleshooting.
+                let missing = e.split(':').next().unwrap_or("").trim().to_string();
+                (
+                    0,
+                    Some(format!(
+                        "CPU-only libtorch install (CUDA libraries absent: {missing})"
+                    )),
+                )
+            }
             Err(e) => (0, Some(format!("CUDA not loaded ({})", shorten(&e)))),
         }
     };
