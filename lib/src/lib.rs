@@ -4,6 +4,7 @@
 //! In a notebook: `use fastai::vision::*;`
 
 pub mod config;
+pub mod data;
 pub mod device;
 
 pub use config::{data_dir, home, models_dir, OfflineWeights};

@@ -1,0 +1,240 @@
+//! Datasets by URL: `untar_data`, `download_url`, and the `URLs` of the fast.ai datasets.
+//!
+//! ```no_run
+//! use fastai::data::external::{untar_data, URLs};
+//! let path = untar_data(URLs::PETS)?; // ~/.fastai/data/oxford-iiit-pet
+//! let images = path.join("images");
+//! # Ok::<(), fastai::data::DataError>(())
+//! ```
+//!
+//! The first call downloads the archive to `~/.fastai/archive/` (resuming an interrupted
+//! download), checks it, and extracts it to `~/.fastai/data/<name>`; later calls return the
+//! folder without touching the network. `FASTAI_HOME` moves both folders.
+//!
+//! **Mirrors and offline use.** `FASTAI_URL_BASE=http://mirror.local/` replaces the
+//! `https://s3.amazonaws.com/` at the start of every dataset URL, so a mirror (or a test
+//! server) only has to serve the same paths (`fast-ai-imageclas/oxford-iiit-pet.tgz`, ...).
+//! Without a network, put the archive in `~/.fastai/archive/` by hand: `untar_data` checks it
+//! and extracts it from there; the error message says exactly where it goes.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use super::download::{download_url, download_url_with, Checksum, DownloadOptions};
+use super::{archive, DataError};
+use crate::config;
+
+/// The fast.ai datasets, at the addresses fastai v1 uses.
+pub struct URLs;
+
+#[allow(missing_docs)]
+impl URLs {
+    /// The prefix of every URL here; `$FASTAI_URL_BASE` (or [`UntarOptions::base_url`])
+    /// replaces it.
+    pub const S3: &'static str = "https://s3.amazonaws.com/";
+    // image classification
+    /// Oxford-IIIT Pet: 37 breeds, 7,390 images (lesson 1). 812 MB.
+    pub const PETS: &'static str = "https://s3.amazonaws.com/fast-ai-imageclas/oxford-iiit-pet.tgz";
+    /// MNIST as PNG files, `training/` and `testing/` by digit.
+    pub const MNIST: &'static str = "https://s3.amazonaws.com/fast-ai-imageclas/mnist_png.tgz";
+    /// CIFAR-10 as PNG files, `train/` and `test/` by class.
+    pub const CIFAR: &'static str = "https://s3.amazonaws.com/fast-ai-imageclas/cifar10.tgz";
+    pub const CALTECH_101: &'static str =
+        "https://s3.amazonaws.com/fast-ai-imageclas/caltech_101.tgz";
+    pub const FLOWERS: &'static str =
+        "https://s3.amazonaws.com/fast-ai-imageclas/oxford-102-flowers.tgz";
+    pub const FOOD: &'static str = "https://s3.amazonaws.com/fast-ai-imageclas/food-101.tgz";
+    /// Imagenette (10 easy ImageNet classes), full size, 160 px and 320 px on the short side.
+    pub const IMAGENETTE: &'static str =
+        "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2.tgz";
+    pub const IMAGENETTE_160: &'static str =
+        "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz";
+    pub const IMAGENETTE_320: &'static str =
+        "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-320.tgz";
+    /// Imagewoof (10 dog breeds from ImageNet), full size, 160 px and 320 px.
+    pub const IMAGEWOOF: &'static str = "https://s3.amazonaws.com/fast-ai-imageclas/imagewoof2.tgz";
+    pub const IMAGEWOOF_160: &'static str =
+        "https://s3.amazonaws.com/fast-ai-imageclas/imagewoof2-160.tgz";
+    pub const IMAGEWOOF_320: &'static str =
+        "https://s3.amazonaws.com/fast-ai-imageclas/imagewoof2-320.tgz";
+    // samples
+    /// The 3s and 7s of MNIST: `train/` and `valid/`, `labels.csv`. 3 MB.
+    pub const MNIST_SAMPLE: &'static str =
+        "https://s3.amazonaws.com/fast-ai-sample/mnist_sample.tgz";
+    pub const MNIST_TINY: &'static str = "https://s3.amazonaws.com/fast-ai-sample/mnist_tiny.tgz";
+    pub const PLANET_SAMPLE: &'static str =
+        "https://s3.amazonaws.com/fast-ai-sample/planet_sample.tgz";
+    pub const PLANET_TINY: &'static str = "https://s3.amazonaws.com/fast-ai-sample/planet_tiny.tgz";
+    pub const CAMVID_TINY: &'static str = "https://s3.amazonaws.com/fast-ai-sample/camvid_tiny.tgz";
+    /// Dogs vs cats, in `train/` and `valid/` folders.
+    pub const DOGS: &'static str = "https://s3.amazonaws.com/fast-ai-sample/dogscats.tgz";
+}
+
+/// Archives whose size and md5 are known: (URL, bytes, md5).
+const KNOWN: &[(&str, u64, &str)] =
+    &[(URLs::PETS, 811_706_944, "e4db5c768afd933bb91f5f594d7417a4")];
+
+/// The size and md5 of a known archive (by its canonical `https://s3.amazonaws.com/...` URL).
+/// For the others only the server's `Content-Length` is checked.
+pub fn known_checksum(url: &str) -> Option<Checksum> {
+    let url = with_archive_suffix(url);
+    KNOWN
+        .iter()
+        .find(|k| k.0 == url)
+        .map(|&(_, size, md5)| Checksum {
+            size: Some(size),
+            md5: Some(md5.to_string()),
+            sha256: None,
+        })
+}
+
+/// The URL to download from: the [`URLs::S3`] prefix replaced by `base` (or
+/// `$FASTAI_URL_BASE` when `base` is `None`); other URLs unchanged.
+pub fn resolve_url(url: &str, base: Option<&str>) -> String {
+    let from_env = std::env::var("FASTAI_URL_BASE").ok();
+    let base = base.or(from_env.as_deref()).filter(|b| !b.is_empty());
+    match (base, url.strip_prefix(URLs::S3)) {
+        (Some(base), Some(rest)) => format!("{}/{rest}", base.trim_end_matches('/')),
+        _ => url.to_string(),
+    }
+}
+
+/// Options for [`untar_data_with`]; `Default` gives what [`untar_data`] does.
+#[derive(Default)]
+pub struct UntarOptions<'a> {
+    /// The folder the dataset folder is made in (default [`config::data_dir`]).
+    pub dest: Option<PathBuf>,
+    /// Where archives are downloaded to and kept (default `<FASTAI_HOME>/archive`).
+    pub archive_dir: Option<PathBuf>,
+    /// Replaces `https://s3.amazonaws.com/` in the URL (default `$FASTAI_URL_BASE`).
+    pub base_url: Option<String>,
+    /// Download and extract again even when a copy exists.
+    pub force_download: bool,
+    /// What the archive must be (default [`known_checksum`] of the URL).
+    pub checksum: Option<Checksum>,
+    /// Download progress, see [`DownloadOptions::progress`].
+    pub progress: Option<&'a mut dyn FnMut(u64, Option<u64>)>,
+    /// Give up when no data arrives for this long (default 60 s).
+    pub stall_timeout: Option<Duration>,
+}
+
+/// Downloads and extracts a dataset once; returns its folder, `data_dir()/<archive stem>`
+/// (for example `~/.fastai/data/oxford-iiit-pet` for [`URLs::PETS`]).
+///
+/// A URL without an archive suffix gets `.tgz`, as in fastai v1.
+pub fn untar_data(url: &str) -> Result<PathBuf, DataError> {
+    untar_data_with(url, UntarOptions::default())
+}
+
+/// [`untar_data`] with options: other folders, a mirror, a forced download, a checksum.
+///
+/// The folder is returned at once, without the network, when it exists and its completion
+/// marker (`.<name>.complete` beside it) says an extraction finished. Otherwise the archive is
+/// downloaded unless already there and valid (see [`download_url_with`]), extracted into a
+/// temporary sibling folder and renamed into place; an archive holding just one folder named
+/// like the dataset gives that folder's contents (`<name>/images`, not `<name>/<name>/images`).
+pub fn untar_data_with(url: &str, opts: UntarOptions<'_>) -> Result<PathBuf, DataError> {
+    let url = with_archive_suffix(url);
+    let file = url
+        .rsplit('/')
+        .next()
+        .filter(|f| !f.is_empty() && *f != "..")
+        .ok_or_else(|| DataError::Other(format!("{url}: the URL names no archive file")))?;
+    let name = archive::SUFFIXES
+        .iter()
+        .find_map(|s| file.strip_suffix(s))
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| DataError::Other(format!("{url}: no dataset name before the suffix")))?;
+    let dest = opts.dest.unwrap_or_else(config::data_dir);
+    let folder = dest.join(name);
+    let marker = dest.join(format!(".{name}.complete"));
+    if !opts.force_download && folder.is_dir() && marker.is_file() {
+        return Ok(folder);
+    }
+    let archive = opts
+        .archive_dir
+        .unwrap_or_else(|| config::home().join("archive"))
+        .join(file);
+    let from = resolve_url(&url, opts.base_url.as_deref());
+    let download = DownloadOptions {
+        checksum: opts.checksum.or_else(|| known_checksum(&url)),
+        force: opts.force_download,
+        progress: opts.progress,
+        stall_timeout: opts.stall_timeout,
+    };
+    match download_url_with(&from, &archive, download) {
+        Err(DataError::Offline { .. }) if !opts.force_download && non_empty_dir(&folder) => {
+            eprintln!(
+                "{from} is unreachable; using {}, which untar_data did not finish extracting \
+                 (no {} marker): it may be incomplete",
+                folder.display(),
+                marker.display()
+            );
+            return Ok(folder);
+        }
+        r => r?,
+    }
+    remove_if_exists(&marker)?;
+    extract_into_place(&archive, &dest, name, &folder)?;
+    fs::write(&marker, format!("{url}\n{}\n", archive.display()))
+        .map_err(DataError::io("writing", &marker))?;
+    Ok(folder)
+}
+
+/// Extracts into `dest/.<name>.extracting`, then renames the result to `folder` (replacing
+/// any folder there), so `folder` never holds half an archive.
+fn extract_into_place(
+    archive: &Path,
+    dest: &Path,
+    name: &str,
+    folder: &Path,
+) -> Result<(), DataError> {
+    let tmp = dest.join(format!(".{name}.extracting"));
+    remove_if_exists(&tmp)?;
+    fs::create_dir_all(&tmp).map_err(DataError::io("creating folder", &tmp))?;
+    if let Err(e) = archive::extract(archive, &tmp) {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    // one top-level folder with the dataset's name: that folder is the dataset
+    let entries: Vec<_> = fs::read_dir(&tmp)
+        .map_err(DataError::io("reading", &tmp))?
+        .filter_map(Result::ok)
+        .collect();
+    let single = entries.len() == 1
+        && entries[0].file_name() == name
+        && entries[0].file_type().is_ok_and(|t| t.is_dir());
+    let result = if single { tmp.join(name) } else { tmp.clone() };
+    if fs::symlink_metadata(folder).is_ok() {
+        let old = dest.join(format!(".{name}.old"));
+        remove_if_exists(&old)?;
+        fs::rename(folder, &old).map_err(DataError::io("moving aside", folder))?;
+        remove_if_exists(&old)?;
+    }
+    fs::rename(&result, folder).map_err(DataError::io("renaming into place", folder))?;
+    remove_if_exists(&tmp)
+}
+
+fn non_empty_dir(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
+}
+
+fn remove_if_exists(path: &Path) -> Result<(), DataError> {
+    let r = match fs::symlink_metadata(path) {
+        Err(_) => return Ok(()),
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+    };
+    r.map_err(DataError::io("removing", path))
+}
+
+/// fastai v1 URLs have no suffix (`.../oxford-iiit-pet`); the archive is `.tgz`.
+fn with_archive_suffix(url: &str) -> String {
+    let lower = url.to_lowercase();
+    if archive::SUFFIXES.iter().any(|s| lower.ends_with(s)) {
+        url.to_string()
+    } else {
+        format!("{url}.tgz")
+    }
+}

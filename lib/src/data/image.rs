@@ -1,0 +1,112 @@
+//! Opening image files as 8-bit RGB, whatever they were stored as.
+//!
+//! Grayscale, grayscale+alpha, RGBA, palette and 16-bit images all become RGB (alpha is dropped, as
+//! PIL's `convert('RGB')` does). An empty, truncated or corrupt file is an error naming the file.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use image::{ImageReader, RgbImage};
+
+use super::DataError;
+
+/// Opens `path` as an RGB image.
+pub fn open_image(path: &Path) -> Result<RgbImage, DataError> {
+    let bytes = std::fs::read(path).map_err(|e| DataError::Io {
+        op: "reading",
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    decode_image(&bytes).map_err(|msg| DataError::BadImage {
+        path: path.to_path_buf(),
+        msg,
+    })
+}
+
+/// Decodes image bytes (format guessed from the content, not the name) to RGB.
+pub fn decode_image(bytes: &[u8]) -> Result<RgbImage, String> {
+    if bytes.is_empty() {
+        return Err("the file is empty".into());
+    }
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
+    if reader.format().is_none() {
+        return Err("not an image format we can read (jpeg, png, gif, bmp, webp, tiff)".into());
+    }
+    let img = reader.decode().map_err(|e| e.to_string())?;
+    if img.width() == 0 || img.height() == 0 {
+        return Err("the image has no pixels".into());
+    }
+    Ok(img.to_rgb8())
+}
+
+/// Width and height of an image file, read from its header only (fast).
+pub fn image_size(path: &Path) -> Result<(u32, u32), DataError> {
+    let reader = ImageReader::open(path)
+        .map_err(|e| DataError::Io {
+            op: "reading",
+            path: path.to_path_buf(),
+            source: e,
+        })?
+        .with_guessed_format()
+        .map_err(|e| DataError::Io {
+            op: "reading",
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+    reader.into_dimensions().map_err(|e| DataError::BadImage {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, Rgba};
+
+    fn encode(img: DynamicImage, fmt: ImageFormat) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, fmt).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn odd_pixel_formats_become_rgb() {
+        let gray = DynamicImage::ImageLuma8(ImageBuffer::from_pixel(3, 2, Luma([200u8])));
+        let rgb = decode_image(&encode(gray, ImageFormat::Png)).unwrap();
+        assert_eq!(rgb.dimensions(), (3, 2));
+        assert_eq!(rgb.get_pixel(0, 0).0, [200, 200, 200]);
+
+        let rgba = DynamicImage::ImageRgba8(ImageBuffer::from_pixel(2, 2, Rgba([10u8, 20, 30, 0])));
+        assert_eq!(
+            decode_image(&encode(rgba, ImageFormat::Png))
+                .unwrap()
+                .get_pixel(1, 1)
+                .0,
+            [10, 20, 30]
+        );
+
+        let g16 = DynamicImage::ImageLuma16(ImageBuffer::from_pixel(2, 2, Luma([65535u16])));
+        assert_eq!(
+            decode_image(&encode(g16, ImageFormat::Png))
+                .unwrap()
+                .get_pixel(0, 0)
+                .0,
+            [255, 255, 255]
+        );
+    }
+
+    #[test]
+    fn broken_files_are_errors_not_panics() {
+        assert!(decode_image(b"").unwrap_err().contains("empty"));
+        assert!(decode_image(b"this is text, not a picture").is_err());
+        let rgb = DynamicImage::ImageRgb8(ImageBuffer::from_pixel(64, 64, image::Rgb([1u8, 2, 3])));
+        let jpg = encode(rgb, ImageFormat::Jpeg);
+        assert!(
+            decode_image(&jpg[..jpg.len() / 3]).is_err(),
+            "a truncated jpeg must not decode silently"
+        );
+    }
+}

@@ -1,0 +1,34 @@
+//! Data: from files on disk to batches of tensors.
+//!
+//! ```text
+//! external    untar_data(URLs::PETS): download, verify, extract (once)
+//! files       get_image_files: the image files under a folder
+//! labels      label from a regex / function / folder / list; the random split
+//! image       open any image file as RGB
+//! transforms  get_transforms(): flip, rotate, zoom, warp, lighting - one resampling pass
+//! loader      DataLoader: parallel decode + augment, prefetching, batches on the device
+//! bunch       ImageDataBunch: from_name_re, from_folder, from_csv, ...; normalize
+//! ```
+
+mod archive;
+pub mod bunch;
+pub mod download;
+pub mod error;
+pub mod external;
+pub mod files;
+pub mod image;
+pub mod labels;
+pub mod loader;
+pub mod transforms;
+
+pub use bunch::{DataOptions, ImageDataBunch};
+pub use error::DataError;
+pub use external::{
+    download_url, download_url_with, known_checksum, untar_data, untar_data_with, Checksum,
+    DownloadOptions, URLs, UntarOptions,
+};
+pub use files::{get_files, get_image_files, is_image_file, PathExt, IMAGE_EXTENSIONS};
+pub use image::open_image;
+pub use labels::LabelList;
+pub use loader::{imagenet_stats, Batch, DataLoader, Stats};
+pub use transforms::{get_transforms, Transforms};

@@ -1,0 +1,498 @@
+//! Data augmentation with fastai's `get_transforms()` defaults, done in one resampling pass.
+//!
+//! For every output pixel we compute where it comes from in the source image - through the crop
+//! to `size`, a flip, a rotation, a zoom and a perspective warp - and read the source there with
+//! bilinear interpolation and reflection padding. Brightness and contrast are a 256-entry lookup
+//! table on the source values. So an augmented 224x224 image costs one pass over 224x224 pixels,
+//! whatever the source size.
+//!
+//! Coordinates follow fastai v1: transforms act on normalized coordinates in [-1, 1], mapping each
+//! output point to the input point it samples (zoom by 1.1 maps u to u/1.1: a zoom in).
+
+use image::RgbImage;
+use rand::Rng;
+
+/// Which random augmentations to apply, with fastai v1's `get_transforms()` defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transforms {
+    /// Random horizontal flip (p = 0.5).
+    pub do_flip: bool,
+    /// With `do_flip`: any of the 8 flips/rotations by 90 degrees (for satellite or microscope
+    /// images) instead of horizontal flips only.
+    pub flip_vert: bool,
+    /// Rotation, uniform in +-`max_rotate` degrees, with probability `p_affine`.
+    pub max_rotate: f32,
+    /// Zoom, uniform in 1..`max_zoom`, centred anywhere, with probability `p_affine`.
+    pub max_zoom: f32,
+    /// Brightness and contrast change, each with probability `p_lighting`.
+    pub max_lighting: f32,
+    /// Perspective warp magnitude, with probability `p_affine`.
+    pub max_warp: f32,
+    pub p_affine: f32,
+    pub p_lighting: f32,
+}
+
+/// fastai's defaults: flip, rotate +-10 degrees, zoom up to 1.1, lighting 0.2, warp 0.2,
+/// each (but the flip) with probability 0.75.
+pub fn get_transforms() -> Transforms {
+    Transforms {
+        do_flip: true,
+        flip_vert: false,
+        max_rotate: 10.0,
+        max_zoom: 1.1,
+        max_lighting: 0.2,
+        max_warp: 0.2,
+        p_affine: 0.75,
+        p_lighting: 0.75,
+    }
+}
+
+impl Default for Transforms {
+    fn default() -> Self {
+        get_transforms()
+    }
+}
+
+impl Transforms {
+    /// No augmentation at all (only the crop to size).
+    pub fn none() -> Transforms {
+        Transforms {
+            do_flip: false,
+            flip_vert: false,
+            max_rotate: 0.0,
+            max_zoom: 1.0,
+            max_lighting: 0.0,
+            max_warp: 0.0,
+            p_affine: 0.0,
+            p_lighting: 0.0,
+        }
+    }
+    pub fn do_flip(mut self, v: bool) -> Self {
+        self.do_flip = v;
+        self
+    }
+    pub fn flip_vert(mut self, v: bool) -> Self {
+        self.flip_vert = v;
+        self
+    }
+    pub fn max_rotate(mut self, v: f32) -> Self {
+        self.max_rotate = v;
+        self
+    }
+    pub fn max_zoom(mut self, v: f32) -> Self {
+        self.max_zoom = v;
+        self
+    }
+    pub fn max_lighting(mut self, v: f32) -> Self {
+        self.max_lighting = v;
+        self
+    }
+    pub fn max_warp(mut self, v: f32) -> Self {
+        self.max_warp = v;
+        self
+    }
+
+    /// Draws the random parameters for one training image.
+    pub fn sample(&self, rng: &mut impl Rng) -> Augment {
+        let mut a = Augment::center();
+        a.crop = (rng.random::<f32>(), rng.random::<f32>());
+        if self.do_flip {
+            a.dihedral = if self.flip_vert {
+                rng.random_range(0..8)
+            } else if rng.random_bool(0.5) {
+                1
+            } else {
+                0
+            };
+        }
+        let mut coin = |p: f32| p > 0.0 && rng.random::<f32>() < p;
+        let (rot, zoom, warp, bright, contr) = (
+            coin(self.p_affine),
+            coin(self.p_affine),
+            coin(self.p_affine),
+            coin(self.p_lighting),
+            coin(self.p_lighting),
+        );
+        if rot && self.max_rotate > 0.0 {
+            a.rotate_deg = rng.random_range(-self.max_rotate..=self.max_rotate);
+        }
+        if zoom && self.max_zoom > 1.0 {
+            a.zoom = rng.random_range(1.0..=self.max_zoom);
+            a.zoom_center = (rng.random::<f32>(), rng.random::<f32>());
+        }
+        if warp && self.max_warp > 0.0 {
+            for m in a.warp.iter_mut() {
+                *m = rng.random_range(-self.max_warp..=self.max_warp);
+            }
+        }
+        if bright && self.max_lighting > 0.0 {
+            a.brightness =
+                rng.random_range(0.5 * (1.0 - self.max_lighting)..=0.5 * (1.0 + self.max_lighting));
+        }
+        if contr && self.max_lighting > 0.0 && self.max_lighting < 1.0 {
+            let (lo, hi) = (
+                (1.0 - self.max_lighting).ln(),
+                (1.0 / (1.0 - self.max_lighting)).ln(),
+            );
+            a.contrast = rng.random_range(lo..=hi).exp();
+        }
+        a
+    }
+}
+
+/// The drawn parameters of one augmentation (the identity is [`Augment::center`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Augment {
+    /// Where the crop window sits in the resized image, (row, column) in 0..=1; 0.5 = centre.
+    pub crop: (f32, f32),
+    /// 0 = none, 1 = horizontal flip, 2..8 = the other flips/quarter turns.
+    pub dihedral: u8,
+    pub rotate_deg: f32,
+    pub zoom: f32,
+    /// Zoom centre (row, column) in 0..=1.
+    pub zoom_center: (f32, f32),
+    /// Perspective warp magnitudes of the four corners.
+    pub warp: [f32; 4],
+    /// Brightness "change" (0.5 = unchanged), applied in logit space as fastai does.
+    pub brightness: f32,
+    /// Contrast scale (1 = unchanged), applied in logit space.
+    pub contrast: f32,
+}
+
+impl Augment {
+    /// No augmentation, centre crop: what validation images get.
+    pub fn center() -> Augment {
+        Augment {
+            crop: (0.5, 0.5),
+            dihedral: 0,
+            rotate_deg: 0.0,
+            zoom: 1.0,
+            zoom_center: (0.5, 0.5),
+            warp: [0.0; 4],
+            brightness: 0.5,
+            contrast: 1.0,
+        }
+    }
+
+    /// The 2x3 affine map on normalized (x, y) coordinates: output point -> input point.
+    fn affine(&self) -> [[f64; 3]; 2] {
+        // flips / quarter turns
+        let (fx, fy, transpose) = match self.dihedral {
+            1 => (-1.0, 1.0, false),
+            2 => (1.0, -1.0, false),
+            3 => (-1.0, -1.0, false),
+            4 => (1.0, 1.0, true),
+            5 => (-1.0, 1.0, true),
+            6 => (1.0, -1.0, true),
+            7 => (-1.0, -1.0, true),
+            _ => (1.0, 1.0, false),
+        };
+        let d: [[f64; 3]; 2] = if transpose {
+            [[0.0, fx, 0.0], [fy, 0.0, 0.0]]
+        } else {
+            [[fx, 0.0, 0.0], [0.0, fy, 0.0]]
+        };
+        let t = (self.rotate_deg as f64).to_radians();
+        let r = [[t.cos(), -t.sin(), 0.0], [t.sin(), t.cos(), 0.0]];
+        let s = 1.0 / self.zoom as f64;
+        let (zr, zc) = (self.zoom_center.0 as f64, self.zoom_center.1 as f64);
+        let z = [
+            [s, 0.0, (1.0 - s) * (2.0 * zc - 1.0)],
+            [0.0, s, (1.0 - s) * (2.0 * zr - 1.0)],
+        ];
+        // sample point = zoom(rotate(flip(p)))
+        compose(&z, &compose(&r, &d))
+    }
+
+    /// The perspective warp as a 3x3 homography on normalized coordinates (None when flat).
+    fn homography(&self) -> Option<[[f64; 3]; 3]> {
+        if self.warp.iter().all(|&m| m == 0.0) {
+            return None;
+        }
+        let m: Vec<f64> = self.warp.iter().map(|&v| v as f64).collect();
+        let from = [(-1.0, -1.0), (-1.0, 1.0), (1.0, -1.0), (1.0, 1.0)];
+        let to = [
+            (-1.0 - m[3], -1.0 - m[1]),
+            (-1.0 - m[2], 1.0 + m[1]),
+            (1.0 + m[3], -1.0 - m[0]),
+            (1.0 + m[2], 1.0 + m[0]),
+        ];
+        homography_from_points(&from, &to)
+    }
+
+    /// The lookup table from a source byte to the output value in [0, 1].
+    fn lighting_lut(&self) -> [f32; 256] {
+        let mut lut = [0f32; 256];
+        let plain = self.brightness == 0.5 && self.contrast == 1.0;
+        let shift = logit(self.brightness as f64);
+        for (v, out) in lut.iter_mut().enumerate() {
+            let x = v as f64 / 255.0;
+            *out = if plain {
+                x as f32
+            } else {
+                sigmoid((logit(x) + shift) * self.contrast as f64) as f32
+            };
+        }
+        lut
+    }
+}
+
+fn logit(x: f64) -> f64 {
+    let x = x.clamp(1e-6, 1.0 - 1e-6);
+    (x / (1.0 - x)).ln()
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+fn compose(a: &[[f64; 3]; 2], b: &[[f64; 3]; 2]) -> [[f64; 3]; 2] {
+    let mut c = [[0.0; 3]; 2];
+    for i in 0..2 {
+        for j in 0..3 {
+            c[i][j] = a[i][0] * b[0][j] + a[i][1] * b[1][j] + if j == 2 { a[i][2] } else { 0.0 };
+        }
+    }
+    c
+}
+
+/// The homography H with H(from[k]) = to[k] (up to scale), from four point pairs.
+fn homography_from_points(from: &[(f64, f64); 4], to: &[(f64, f64); 4]) -> Option<[[f64; 3]; 3]> {
+    // 8 unknowns h0..h7 (h8 = 1): u = (h0 x + h1 y + h2) / (h6 x + h7 y + 1), v likewise.
+    let mut a = [[0.0f64; 9]; 8];
+    for k in 0..4 {
+        let ((x, y), (u, v)) = (from[k], to[k]);
+        a[2 * k] = [x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y, u];
+        a[2 * k + 1] = [0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y, v];
+    }
+    // Gaussian elimination with partial pivoting.
+    for col in 0..8 {
+        let pivot = (col..8).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
+        if a[pivot][col].abs() < 1e-12 {
+            return None;
+        }
+        a.swap(col, pivot);
+        for row in 0..8 {
+            if row != col {
+                let f = a[row][col] / a[col][col];
+                for k in col..9 {
+                    a[row][k] -= f * a[col][k];
+                }
+            }
+        }
+    }
+    let h: Vec<f64> = (0..8).map(|i| a[i][8] / a[i][i]).collect();
+    Some([[h[0], h[1], h[2]], [h[3], h[4], h[5]], [h[6], h[7], 1.0]])
+}
+
+/// Reflects `x` into [lo, hi] (reflection padding, as grid_sample's 'reflection').
+fn reflect(x: f64, lo: f64, hi: f64) -> f64 {
+    let span = hi - lo;
+    if span <= 0.0 {
+        return lo;
+    }
+    let mut t = (x - lo).rem_euclid(2.0 * span);
+    if t > span {
+        t = 2.0 * span - t;
+    }
+    lo + t
+}
+
+/// Renders `src` augmented by `aug` into `out`, a `3 * h * w` slice in CHW order, values in [0, 1].
+///
+/// The source is first resized (conceptually) so that it covers `h x w` while keeping its aspect
+/// ratio, then the crop window is placed at `aug.crop`. Sources more than twice as large as
+/// needed are first shrunk by area averaging, to avoid aliasing.
+pub fn render(src: &RgbImage, h: usize, w: usize, aug: &Augment, out: &mut [f32]) {
+    assert_eq!(
+        out.len(),
+        3 * h * w,
+        "output buffer must hold 3 x {h} x {w} values"
+    );
+    let shrunk;
+    let mut src = src;
+    let needed = (h as f64 / src.height() as f64).max(w as f64 / src.width() as f64);
+    let k = (1.0 / needed).floor() as u32;
+    if k >= 2 {
+        shrunk =
+            image::imageops::thumbnail(src, (src.width() / k).max(1), (src.height() / k).max(1));
+        src = &shrunk;
+    }
+    let (sw, sh) = (src.width() as f64, src.height() as f64);
+    let scale = (h as f64 / sh).max(w as f64 / sw);
+    let (rh, rw) = (sh * scale, sw * scale);
+    let r0 = aug.crop.0 as f64 * (rh - h as f64);
+    let c0 = aug.crop.1 as f64 * (rw - w as f64);
+    let a = aug.affine();
+    let hmat = aug.homography();
+    let lut = aug.lighting_lut();
+    let raw = src.as_raw();
+    let (iw, ih) = (src.width() as usize, src.height() as usize);
+    let plane = h * w;
+    for i in 0..h {
+        let ny = 2.0 * (r0 + i as f64 + 0.5) / rh - 1.0;
+        for j in 0..w {
+            let nx = 2.0 * (c0 + j as f64 + 0.5) / rw - 1.0;
+            let mut px = a[0][0] * nx + a[0][1] * ny + a[0][2];
+            let mut py = a[1][0] * nx + a[1][1] * ny + a[1][2];
+            if let Some(m) = &hmat {
+                let d = m[2][0] * px + m[2][1] * py + m[2][2];
+                let (qx, qy) = (
+                    (m[0][0] * px + m[0][1] * py + m[0][2]) / d,
+                    (m[1][0] * px + m[1][1] * py + m[1][2]) / d,
+                );
+                px = qx;
+                py = qy;
+            }
+            let sx = reflect((px + 1.0) * sw / 2.0 - 0.5, -0.5, sw - 0.5).clamp(0.0, sw - 1.0);
+            let sy = reflect((py + 1.0) * sh / 2.0 - 0.5, -0.5, sh - 0.5).clamp(0.0, sh - 1.0);
+            let (x0, y0) = (sx.floor() as usize, sy.floor() as usize);
+            let (x1, y1) = ((x0 + 1).min(iw - 1), (y0 + 1).min(ih - 1));
+            let (fx, fy) = ((sx - x0 as f64) as f32, (sy - y0 as f64) as f32);
+            let idx = |x: usize, y: usize| 3 * (y * iw + x);
+            let (p00, p01, p10, p11) = (idx(x0, y0), idx(x1, y0), idx(x0, y1), idx(x1, y1));
+            let o = i * w + j;
+            for c in 0..3 {
+                let top = lut[raw[p00 + c] as usize] * (1.0 - fx) + lut[raw[p01 + c] as usize] * fx;
+                let bottom =
+                    lut[raw[p10 + c] as usize] * (1.0 - fx) + lut[raw[p11 + c] as usize] * fx;
+                out[c * plane + o] = top * (1.0 - fy) + bottom * fy;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    /// A 40x30 image whose left half is red and right half blue, with a green top row.
+    fn test_image() -> RgbImage {
+        RgbImage::from_fn(40, 30, |x, y| {
+            if y == 0 {
+                image::Rgb([0, 255, 0])
+            } else if x < 20 {
+                image::Rgb([255, 0, 0])
+            } else {
+                image::Rgb([0, 0, 255])
+            }
+        })
+    }
+
+    fn px(out: &[f32], h: usize, w: usize, c: usize, i: usize, j: usize) -> f32 {
+        out[c * h * w + i * w + j]
+    }
+
+    #[test]
+    fn centre_crop_keeps_values_and_shape() {
+        let img = test_image();
+        let (h, w) = (20, 20);
+        let mut out = vec![0.0; 3 * h * w];
+        render(&img, h, w, &Augment::center(), &mut out);
+        // 40x30 resized to cover 20x20 -> 26.7x20, centre crop: left columns red, right blue
+        assert!(px(&out, h, w, 0, 10, 1) > 0.99 && px(&out, h, w, 2, 10, 1) < 0.01);
+        assert!(px(&out, h, w, 2, 10, 18) > 0.99 && px(&out, h, w, 0, 10, 18) < 0.01);
+        assert!(out.iter().all(|&v| (0.0..=1.0).contains(&v)));
+    }
+
+    #[test]
+    fn flip_really_flips() {
+        let img = test_image();
+        let (h, w) = (20, 20);
+        let (mut a, mut b) = (vec![0.0; 3 * h * w], vec![0.0; 3 * h * w]);
+        render(&img, h, w, &Augment::center(), &mut a);
+        render(
+            &img,
+            h,
+            w,
+            &Augment {
+                dihedral: 1,
+                ..Augment::center()
+            },
+            &mut b,
+        );
+        for c in 0..3 {
+            for i in 0..h {
+                for j in 0..w {
+                    let (x, y) = (px(&a, h, w, c, i, j), px(&b, h, w, c, i, w - 1 - j));
+                    assert!((x - y).abs() < 1e-5, "c{c} ({i},{j}): {x} vs {y}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn random_augmentations_keep_shape_and_range() {
+        let img = test_image();
+        let tfms = get_transforms().flip_vert(true);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let mut out = vec![0.0; 3 * 16 * 24];
+        for _ in 0..50 {
+            let aug = tfms.sample(&mut rng);
+            render(&img, 16, 24, &aug, &mut out);
+            assert!(
+                out.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)),
+                "{aug:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn sampled_parameters_respect_the_limits() {
+        let tfms = get_transforms();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let (mut flips, mut rotated) = (0, 0);
+        for _ in 0..2000 {
+            let a = tfms.sample(&mut rng);
+            assert!(a.rotate_deg.abs() <= 10.0 && (1.0..=1.1).contains(&a.zoom));
+            assert!(a.warp.iter().all(|m| m.abs() <= 0.2));
+            assert!(
+                (0.4..=0.6).contains(&a.brightness) && (0.8..=1.25 + 1e-6).contains(&a.contrast)
+            );
+            flips += (a.dihedral == 1) as u32;
+            rotated += (a.rotate_deg != 0.0) as u32;
+        }
+        assert!((900..1100).contains(&flips), "flip p=0.5: {flips}/2000");
+        assert!(
+            (1400..1600).contains(&rotated),
+            "rotate p=0.75: {rotated}/2000"
+        );
+    }
+
+    #[test]
+    fn homography_maps_corners() {
+        let from = [(-1.0, -1.0), (-1.0, 1.0), (1.0, -1.0), (1.0, 1.0)];
+        let to = [(-1.1, -0.9), (-0.8, 1.2), (1.1, -1.0), (0.9, 1.05)];
+        let h = homography_from_points(&from, &to).unwrap();
+        for k in 0..4 {
+            let (x, y) = from[k];
+            let d = h[2][0] * x + h[2][1] * y + h[2][2];
+            let u = (h[0][0] * x + h[0][1] * y + h[0][2]) / d;
+            let v = (h[1][0] * x + h[1][1] * y + h[1][2]) / d;
+            assert!((u - to[k].0).abs() < 1e-9 && (v - to[k].1).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn lighting_is_identity_at_rest_and_monotonic() {
+        let lut = Augment::center().lighting_lut();
+        assert_eq!(lut[0], 0.0);
+        assert!((lut[255] - 1.0).abs() < 1e-6 && (lut[128] - 128.0 / 255.0).abs() < 1e-6);
+        let bright = Augment {
+            brightness: 0.6,
+            contrast: 1.2,
+            ..Augment::center()
+        }
+        .lighting_lut();
+        assert!(bright[128] > lut[128]);
+        assert!(bright.windows(2).all(|p| p[0] <= p[1]));
+    }
+
+    #[test]
+    fn reflection_padding() {
+        assert_eq!(reflect(-1.5, -0.5, 9.5), 0.5);
+        assert_eq!(reflect(10.5, -0.5, 9.5), 8.5);
+        assert_eq!(reflect(3.0, -0.5, 9.5), 3.0);
+    }
+}
