@@ -6,6 +6,7 @@
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod display;
 
 pub use config::{data_dir, home, models_dir, OfflineWeights};
 pub use device::{device, device_info, DeviceInfo};
@@ -13,6 +14,11 @@ pub use device::{device, device_info, DeviceInfo};
 /// Everything a vision notebook needs, in one import.
 pub mod vision {
     pub use crate::config::{data_dir, fashion_mnist_dir, home, models_dir, OfflineWeights};
+    pub use crate::data::{
+        get_files, get_image_files, get_transforms, imagenet_stats, open_image, DataError,
+        DataLoader, DataOptions, ImageDataBunch, PathExt, Stats, Transforms,
+    };
     pub use crate::device::{device, device_info, DeviceInfo};
+    pub use crate::display::{clear_output, display, DisplayHandle, Rich};
     pub use tch::{self, nn, Device, Kind, Tensor};
 }

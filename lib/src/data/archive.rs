@@ -169,7 +169,8 @@ impl Extractor<'_> {
 
     /// A hard link's target is another path in the archive, extracted before it, and a file.
     fn hard_link(&self, rel: &Path, target: &Path) -> Result<(), DataError> {
-        let Some(target_rel) = self.safe_path(target)? else {
+        let outside = |_| self.unsafe_entry(rel, format!("is a hard link to {target:?}, outside"));
+        let Some(target_rel) = self.safe_path(target).map_err(outside)? else {
             return Err(self.unsafe_entry(rel, "is a hard link to the archive's root".into()));
         };
         let from = self.root.join(&target_rel);
@@ -220,6 +221,10 @@ impl Extractor<'_> {
             }
             fs::create_dir_all(&dir).map_err(DataError::io("creating folder", &dir))?;
             let path = self.root.join(rel);
+            if path.symlink_metadata().is_ok() {
+                let msg = "is a symlink over a file or folder of the same name".to_string();
+                return Err(self.unsafe_entry(rel, msg));
+            }
             make_symlink(target, &path).map_err(DataError::io("making symlink", &path))?;
         }
         for (rel, target) in &self.symlinks {

@@ -62,7 +62,11 @@ pub fn download_url_with(
                 None => return Ok(()),
                 Some(c) => match verify(url, dest, c) {
                     Ok(()) => return Ok(()),
-                    Err(e) => eprintln!("{e}"), // verify deleted it; download again
+                    Err(DataError::Checksum { what, .. }) => eprintln!(
+                        "{} has the wrong {what}; deleted it, downloading it again",
+                        dest.display()
+                    ),
+                    Err(e) => return Err(e),
                 },
             }
         }
@@ -204,11 +208,13 @@ fn fetch(
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
-            Err(e) => return Err(download_err(format!(
+            Err(e) => {
+                return Err(download_err(format!(
                 "the transfer broke off after {} ({e}); {} is kept and the next call resumes it",
                 of_total(done),
                 part.display()
-            ))),
+            )))
+            }
         };
         file.write_all(&buf[..n])
             .map_err(DataError::io("writing", part))?;

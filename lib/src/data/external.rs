@@ -92,9 +92,11 @@ pub fn known_checksum(url: &str) -> Option<Checksum> {
 /// The URL to download from: the [`URLs::S3`] prefix replaced by `base` (or
 /// `$FASTAI_URL_BASE` when `base` is `None`); other URLs unchanged.
 pub fn resolve_url(url: &str, base: Option<&str>) -> String {
-    let from_env = std::env::var("FASTAI_URL_BASE").ok();
-    let base = base.or(from_env.as_deref()).filter(|b| !b.is_empty());
-    match (base, url.strip_prefix(URLs::S3)) {
+    let base = match base {
+        Some(b) => Some(b.to_string()),
+        None => std::env::var("FASTAI_URL_BASE").ok(),
+    };
+    match (base.filter(|b| !b.is_empty()), url.strip_prefix(URLs::S3)) {
         (Some(base), Some(rest)) => format!("{}/{rest}", base.trim_end_matches('/')),
         _ => url.to_string(),
     }

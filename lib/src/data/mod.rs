@@ -8,6 +8,7 @@
 //! transforms  get_transforms(): flip, rotate, zoom, warp, lighting - one resampling pass
 //! loader      DataLoader: parallel decode + augment, prefetching, batches on the device
 //! bunch       ImageDataBunch: from_name_re, from_folder, from_csv, ...; normalize
+//! show        show_batch: a grid of training images with their labels
 //! ```
 
 mod archive;
@@ -19,6 +20,7 @@ pub mod files;
 pub mod image;
 pub mod labels;
 pub mod loader;
+pub mod show;
 pub mod transforms;
 
 pub use bunch::{DataOptions, ImageDataBunch};

@@ -1,0 +1,792 @@
+//! `untar_data` and `download_url` against a small HTTP/1.1 server on 127.0.0.1 (no internet):
+//! download + extract, the offline second call, resuming a `.part` with a Range request, the
+//! failure modes (404, truncated, stalled, wrong size or md5, unreachable), and archives that try
+//! to write outside their folder. Every test has its own server and folders and passes explicit
+//! options, so tests run in parallel; only `env_defaults` touches environment variables.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Cursor, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use fastai::data::{
+    download_url_with, known_checksum, untar_data, untar_data_with, Checksum, DataError,
+    DownloadOptions, URLs, UntarOptions,
+};
+use md5::{Digest, Md5};
+
+// ---------------------------------------------------------------- the test server
+
+/// How the server answers for one path.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Mode {
+    /// 200, or 206 for `Range: bytes=N-`.
+    Normal,
+    /// Ignores Range headers: always 200 with the whole file.
+    NoRange,
+    /// Announces the whole length but closes after this many bytes.
+    Truncate(usize),
+    /// Sends this many bytes, then holds the connection silent for 3 s.
+    Stall(usize),
+}
+
+type Files = Arc<Mutex<HashMap<String, (Vec<u8>, Mode)>>>;
+
+struct Server {
+    port: u16,
+    files: Files,
+    /// (path, Range header) of every request.
+    log: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    fn start() -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let files: Files = Default::default();
+        let log: Arc<Mutex<Vec<(String, Option<String>)>>> = Default::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (f, l, s) = (files.clone(), log.clone(), stop.clone());
+        let thread = thread::spawn(move || {
+            for stream in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let (f, l) = (f.clone(), l.clone());
+                thread::spawn(move || {
+                    let _ = handle(stream, &f, &l);
+                });
+            }
+        });
+        Server {
+            port,
+            files,
+            log,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The base URL that replaces `https://s3.amazonaws.com/`.
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    fn serve(&self, path: &str, body: Vec<u8>, mode: Mode) {
+        let path = format!("/{}", path.trim_start_matches('/'));
+        self.files.lock().unwrap().insert(path, (body, mode));
+    }
+
+    fn set_mode(&self, path: &str, mode: Mode) {
+        let path = format!("/{}", path.trim_start_matches('/'));
+        self.files.lock().unwrap().get_mut(&path).unwrap().1 = mode;
+    }
+
+    fn requests(&self) -> Vec<(String, Option<String>)> {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn stop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.stop.store(true, Ordering::SeqCst);
+            let _ = TcpStream::connect(("127.0.0.1", self.port)); // wake the accept loop
+            t.join().unwrap();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn handle(
+    stream: TcpStream,
+    files: &Files,
+    log: &Mutex<Vec<(String, Option<String>)>>,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut out = stream;
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let mut range = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.trim().eq_ignore_ascii_case("range") {
+                range = Some(v.trim().to_string());
+            }
+        }
+    }
+    let mut parts = request_line.split_whitespace();
+    let (method, path) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or("").to_string(),
+    );
+    log.lock().unwrap().push((path.clone(), range.clone()));
+    let entry = files.lock().unwrap().get(&path).cloned();
+    let Some((body, mode)) = entry.filter(|_| method == "GET") else {
+        let msg = "not found";
+        return write!(
+            out,
+            "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{msg}",
+            msg.len()
+        );
+    };
+    let len = body.len();
+    let start = range.filter(|_| mode != Mode::NoRange).and_then(|r| {
+        r.strip_prefix("bytes=")?
+            .strip_suffix('-')?
+            .parse::<usize>()
+            .ok()
+    });
+    let (status, from) = match start {
+        Some(s) if s >= len => {
+            return write!(
+                out,
+                "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\n\
+                 Content-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+        Some(s) => (
+            format!(
+                "206 Partial Content\r\nContent-Range: bytes {s}-{}/{len}",
+                len - 1
+            ),
+            s,
+        ),
+        None => ("200 OK\r\nAccept-Ranges: bytes".to_string(), 0),
+    };
+    write!(
+        out,
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n\
+         Connection: close\r\n\r\n",
+        len - from
+    )?;
+    let body = &body[from..];
+    match mode {
+        Mode::Normal | Mode::NoRange => out.write_all(body)?,
+        Mode::Truncate(n) => out.write_all(&body[..n.min(body.len())])?,
+        Mode::Stall(n) => {
+            out.write_all(&body[..n.min(body.len())])?;
+            out.flush()?;
+            thread::sleep(Duration::from_secs(3));
+        }
+    }
+    out.flush()
+}
+
+// ---------------------------------------------------------------- folders and archives
+
+/// A fresh folder under the system temp dir with `data/` and `archive/` below; removed on drop.
+struct Dirs {
+    root: PathBuf,
+}
+
+impl Dirs {
+    fn new(tag: &str) -> Dirs {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let root =
+            std::env::temp_dir().join(format!("fastai-untar-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        Dirs { root }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    fn archive(&self) -> PathBuf {
+        self.root.join("archive")
+    }
+
+    fn opts<'a>(&self, base: &str) -> UntarOptions<'a> {
+        UntarOptions {
+            dest: Some(self.data()),
+            archive_dir: Some(self.archive()),
+            base_url: Some(base.to_string()),
+            stall_timeout: Some(Duration::from_secs(1)),
+            ..Default::default()
+        }
+    }
+
+    /// Every path below the root, relative, sorted.
+    fn listing(&self) -> Vec<String> {
+        fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                out.push(p.strip_prefix(root).unwrap().display().to_string());
+                if p.symlink_metadata().unwrap().is_dir() {
+                    walk(&p, root, out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root, &self.root, &mut out);
+        out.sort();
+        out
+    }
+}
+
+impl Drop for Dirs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// The canonical URL of a test dataset file, e.g. `https://s3.amazonaws.com/fast-ai-sample/x.tgz`.
+fn url(file: &str) -> String {
+    format!("{}fast-ai-sample/{file}", URLs::S3)
+}
+
+/// The server path for the same file.
+fn server_path(file: &str) -> String {
+    format!("fast-ai-sample/{file}")
+}
+
+/// A gzipped tar of regular files.
+fn tgz(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (name, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, *data).unwrap();
+    }
+    b.into_inner().unwrap().finish().unwrap()
+}
+
+/// A gzipped tar with one good file, then `entries` written raw (no path checks), each
+/// (name, type, link target).
+fn evil_tgz(entries: &[(&str, tar::EntryType, Option<&str>)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    let mut h = tar::Header::new_gnu();
+    h.set_size(2);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, "evil/ok.txt", &b"ok"[..]).unwrap();
+    for (name, kind, link) in entries {
+        let data: &[u8] = if *kind == tar::EntryType::Regular {
+            b"pwned"
+        } else {
+            b""
+        };
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_entry_type(*kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        if let Some(l) = link {
+            h.set_link_name(l).unwrap();
+        }
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+    b.into_inner().unwrap().finish().unwrap()
+}
+
+fn md5_hex(data: &[u8]) -> String {
+    format!("{:x}", Md5::digest(data))
+}
+
+fn dataset() -> Vec<u8> {
+    // incompressible and big enough for several 64 KiB chunks, so truncation and resuming are real
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let big: Vec<u8> = (0..300_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    tgz(&[
+        ("tiny_ds/train/3/a.txt", b"three"),
+        ("tiny_ds/valid/7/b.txt", b"seven"),
+        ("tiny_ds/big.bin", &big),
+    ])
+}
+
+fn read(p: impl AsRef<Path>) -> String {
+    std::fs::read_to_string(p).unwrap()
+}
+
+// ---------------------------------------------------------------- tests
+
+#[test]
+fn downloads_extracts_and_then_works_offline() {
+    let mut server = Server::start();
+    let dirs = Dirs::new("basic");
+    let archive = dataset();
+    server.serve(&server_path("tiny_ds.tgz"), archive.clone(), Mode::Normal);
+
+    let mut calls = Vec::new();
+    let mut record = |done: u64, total: Option<u64>| calls.push((done, total));
+    let opts = UntarOptions {
+        progress: Some(&mut record),
+        ..dirs.opts(&server.base())
+    };
+    let path = untar_data_with(&url("tiny_ds.tgz"), opts).unwrap();
+    assert_eq!(path, dirs.data().join("tiny_ds"));
+    assert_eq!(read(path.join("train/3/a.txt")), "three"); // not tiny_ds/tiny_ds/...
+    assert_eq!(read(path.join("valid/7/b.txt")), "seven");
+    assert_eq!(
+        std::fs::read(dirs.archive().join("tiny_ds.tgz")).unwrap(),
+        archive
+    );
+    let n = archive.len() as u64;
+    assert_eq!(
+        calls.last(),
+        Some(&(n, Some(n))),
+        "progress ends at the total"
+    );
+    assert!(calls.len() > 2, "progress is reported per chunk: {calls:?}");
+    assert_eq!(
+        dirs.listing()
+            .iter()
+            .filter(|p| p.ends_with(".part") || p.contains("extracting"))
+            .count(),
+        0,
+        "{:?}",
+        dirs.listing()
+    );
+    assert_eq!(server.requests().len(), 1);
+
+    // no network from now on: the folder and its marker answer
+    server.stop();
+    assert_eq!(
+        untar_data_with(&url("tiny_ds.tgz"), dirs.opts(&server.base())).unwrap(),
+        path
+    );
+
+    // the folder gone but the archive kept: extracted again, still without the network
+    std::fs::remove_dir_all(&path).unwrap();
+    assert_eq!(
+        untar_data_with(&url("tiny_ds.tgz"), dirs.opts(&server.base())).unwrap(),
+        path
+    );
+    assert_eq!(read(path.join("train/3/a.txt")), "three");
+
+    // a URL without suffix means .tgz (fastai v1 style)
+    assert_eq!(
+        untar_data_with(&url("tiny_ds"), dirs.opts(&server.base())).unwrap(),
+        path
+    );
+}
+
+#[test]
+fn folder_without_marker_is_replaced_and_force_download_refetches() {
+    let server = Server::start();
+    let dirs = Dirs::new("marker");
+    server.serve(&server_path("tiny_ds.tgz"), dataset(), Mode::Normal);
+    // a half folder from elsewhere (no completion marker)
+    std::fs::create_dir_all(dirs.data().join("tiny_ds/train")).unwrap();
+    std::fs::write(dirs.data().join("tiny_ds/stale.txt"), "old").unwrap();
+    let path = untar_data_with(&url("tiny_ds.tgz"), dirs.opts(&server.base())).unwrap();
+    assert!(!path.join("stale.txt").exists());
+    assert_eq!(read(path.join("train/3/a.txt")), "three");
+
+    let opts = UntarOptions {
+        force_download: true,
+        ..dirs.opts(&server.base())
+    };
+    untar_data_with(&url("tiny_ds.tgz"), opts).unwrap();
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[test]
+fn archives_without_a_dataset_folder_and_zips() {
+    let server = Server::start();
+    let dirs = Dirs::new("layouts");
+    server.serve(
+        &server_path("flat.tgz"),
+        tgz(&[("a.txt", b"a"), ("sub/b.txt", b"b")]),
+        Mode::Normal,
+    );
+    let flat = untar_data_with(&url("flat.tgz"), dirs.opts(&server.base())).unwrap();
+    assert_eq!(read(flat.join("a.txt")), "a");
+    assert_eq!(read(flat.join("sub/b.txt")), "b");
+
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let o = zip::write::SimpleFileOptions::default();
+    w.add_directory("zipped/", o).unwrap();
+    w.start_file("zipped/x.txt", o).unwrap();
+    w.write_all(b"x from zip").unwrap();
+    w.start_file("zipped/sub/y.txt", o).unwrap();
+    w.write_all(&vec![b'y'; 100_000]).unwrap();
+    w.add_symlink("zipped/link.txt", "x.txt", o).unwrap();
+    let bytes = w.finish().unwrap().into_inner();
+    server.serve(&server_path("zipped.zip"), bytes, Mode::Normal);
+    let z = untar_data_with(&url("zipped.zip"), dirs.opts(&server.base())).unwrap();
+    assert_eq!(z, dirs.data().join("zipped"));
+    assert_eq!(read(z.join("x.txt")), "x from zip");
+    assert_eq!(std::fs::read(z.join("sub/y.txt")).unwrap().len(), 100_000);
+    assert_eq!(
+        read(z.join("link.txt")),
+        "x from zip",
+        "a symlink inside is fine"
+    );
+}
+
+#[test]
+fn http_404_is_a_clear_error() {
+    let server = Server::start();
+    let dirs = Dirs::new("404");
+    let err = untar_data_with(&url("missing.tgz"), dirs.opts(&server.base())).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, DataError::Download { .. }), "{msg}");
+    assert!(
+        msg.contains("404") && msg.contains("fast-ai-sample/missing.tgz"),
+        "{msg}"
+    );
+    assert!(!dirs.data().join("missing").exists());
+    assert!(!dirs.archive().join("missing.tgz").exists());
+}
+
+#[test]
+fn truncated_transfer_errors_then_resumes_with_range() {
+    let server = Server::start();
+    let dirs = Dirs::new("resume");
+    let archive = dataset();
+    let half = archive.len() / 2;
+    let p = server_path("tiny_ds.tgz");
+    server.serve(&p, archive.clone(), Mode::Truncate(half));
+
+    let err = untar_data_with(&url("tiny_ds.tgz"), dirs.opts(&server.base())).unwrap_err();
+    assert!(matches!(err, DataError::Download { .. }), "{err}");
+    assert!(err.to_string().contains("resumes"), "{err}");
+    assert!(
+        !dirs.archive().join("tiny_ds.tgz").exists(),
+        "no final file"
+    );
+    assert!(!dirs.data().join("tiny_ds").exists());
+    let part = dirs.archive().join("tiny_ds.tgz.part");
+    assert_eq!(
+        std::fs::metadata(&part).unwrap().len(),
+        half as u64,
+        "the part is kept"
+    );
+
+    server.set_mode(&p, Mode::Normal);
+    let path = untar_data_with(&url("tiny_ds.tgz"), dirs.opts(&server.base())).unwrap();
+    assert_eq!(read(path.join("valid/7/b.txt")), "seven");
+    assert_eq!(
+        std::fs::read(dirs.archive().join("tiny_ds.tgz")).unwrap(),
+        archive
+    );
+    assert!(!part.exists());
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].1, None);
+    assert_eq!(
+        reqs[1].1.as_deref(),
+        Some(format!("bytes={half}-").as_str())
+    );
+}
+
+#[test]
+fn part_files_that_cannot_be_resumed_are_restarted() {
+    let server = Server::start();
+    let dirs = Dirs::new("restart");
+    let archive = dataset();
+    std::fs::create_dir_all(dirs.archive()).unwrap();
+    let part = dirs.archive().join("tiny_ds.tgz.part");
+
+    // a server without ranges answers 200 with everything: the garbage part is replaced
+    server.serve(&server_path("tiny_ds.tgz"), archive.clone(), Mode::NoRange);
+    std::fs::write(&part, vec![0xAB; 1000]).unwrap();
+    let path = untar_data_with(&url("tiny_ds.tgz"), dirs.opts(&server.base())).unwrap();
+    assert_eq!(read(path.join("train/3/a.txt")), "three");
+    assert_eq!(server.requests()[0].1.as_deref(), Some("bytes=1000-"));
+
+    // a part longer than the file: 416, then a clean download
+    server.serve(
+        &server_path("other.tgz"),
+        tgz(&[("x.txt", b"x")]),
+        Mode::Normal,
+    );
+    std::fs::write(dirs.archive().join("other.tgz.part"), vec![0; 5000]).unwrap();
+    let other = untar_data_with(&url("other.tgz"), dirs.opts(&server.base())).unwrap();
+    assert_eq!(read(other.join("x.txt")), "x");
+    assert_eq!(server.requests().len(), 3);
+}
+
+#[test]
+fn stalled_transfer_times_out_and_keeps_the_part() {
+    let server = Server::start();
+    let dirs = Dirs::new("stall");
+    server.serve(&server_path("tiny_ds.tgz"), dataset(), Mode::Stall(70_000));
+    let t = Instant::now();
+    let err = untar_data_with(&url("tiny_ds.tgz"), dirs.opts(&server.base())).unwrap_err();
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "the 1 s stall timeout applied"
+    );
+    assert!(matches!(err, DataError::Download { .. }), "{err}");
+    assert!(!dirs.archive().join("tiny_ds.tgz").exists());
+    assert!(dirs.archive().join("tiny_ds.tgz.part").exists());
+}
+
+#[test]
+fn wrong_checksums_delete_the_file() {
+    let server = Server::start();
+    let dirs = Dirs::new("checksum");
+    let archive = dataset();
+    let real_md5 = md5_hex(&archive);
+    server.serve(&server_path("tiny_ds.tgz"), archive.clone(), Mode::Normal);
+    let with = |c: Checksum| UntarOptions {
+        checksum: Some(c),
+        ..dirs.opts(&server.base())
+    };
+
+    let bad_md5 = Checksum {
+        size: Some(archive.len() as u64),
+        md5: Some("0123456789abcdef0123456789abcdef".into()),
+        sha256: None,
+    };
+    let err = untar_data_with(&url("tiny_ds.tgz"), with(bad_md5)).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, DataError::Checksum { what: "md5", .. }),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("0123456789abcdef0123456789abcdef") && msg.contains(&real_md5),
+        "{msg}"
+    );
+    assert!(msg.contains("deleted"), "{msg}");
+    assert!(
+        dirs.listing().iter().all(|p| !p.contains("tiny_ds")),
+        "{:?}",
+        dirs.listing()
+    );
+
+    // a size that differs from the server's: refused before downloading
+    let bad_size = Checksum {
+        size: Some(12345),
+        ..Default::default()
+    };
+    let err = untar_data_with(&url("tiny_ds.tgz"), with(bad_size)).unwrap_err();
+    assert!(err.to_string().contains("12345"), "{err}");
+    assert!(
+        dirs.listing().iter().all(|p| !p.contains("tiny_ds")),
+        "{:?}",
+        dirs.listing()
+    );
+
+    // the right ones pass; a damaged archive already on disk is replaced
+    std::fs::create_dir_all(dirs.archive()).unwrap();
+    std::fs::write(dirs.archive().join("tiny_ds.tgz"), b"damaged").unwrap();
+    let good = Checksum {
+        size: Some(archive.len() as u64),
+        md5: Some(real_md5.to_uppercase()),
+        sha256: Some(format!("{:x}", sha2::Sha256::digest(&archive))),
+    };
+    let path = untar_data_with(&url("tiny_ds.tgz"), with(good)).unwrap();
+    assert_eq!(read(path.join("train/3/a.txt")), "three");
+}
+
+#[test]
+fn wrong_content_is_an_error_and_leaves_no_folder() {
+    let server = Server::start();
+    let dirs = Dirs::new("garbage");
+    server.serve(
+        &server_path("junk.tgz"),
+        b"<html>not a tarball</html>".to_vec(),
+        Mode::Normal,
+    );
+    let err = untar_data_with(&url("junk.tgz"), dirs.opts(&server.base())).unwrap_err();
+    assert!(err.to_string().contains("damaged"), "{err}");
+    assert_eq!(dirs.listing(), ["archive", "archive/junk.tgz", "data"]);
+}
+
+#[test]
+fn offline_error_names_the_url_and_where_to_put_the_file() {
+    let dirs = Dirs::new("offline");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port(); // closed now
+    let base = format!("http://127.0.0.1:{port}/");
+    let err = untar_data_with(&url("tiny_ds.tgz"), dirs.opts(&base)).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, DataError::Offline { .. }), "{msg}");
+    let place = dirs.archive().join("tiny_ds.tgz");
+    assert!(
+        msg.contains(&format!("{base}fast-ai-sample/tiny_ds.tgz")),
+        "{msg}"
+    );
+    assert!(msg.contains(&place.display().to_string()), "{msg}");
+
+    // placed by hand: extracted without the network
+    std::fs::write(&place, dataset()).unwrap();
+    let path = untar_data_with(&url("tiny_ds.tgz"), dirs.opts(&base)).unwrap();
+    assert_eq!(read(path.join("train/3/a.txt")), "three");
+}
+
+#[test]
+fn download_url_keeps_an_existing_file() {
+    let dirs = Dirs::new("download_url");
+    let dest = dirs.root.join("sub/file.bin");
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    std::fs::write(&dest, b"cached").unwrap();
+    let mut silent = |_, _| {};
+    let opts = DownloadOptions {
+        progress: Some(&mut silent),
+        ..Default::default()
+    };
+    download_url_with("http://127.0.0.1:9/never", &dest, opts).unwrap();
+    assert_eq!(read(&dest), "cached");
+}
+
+#[test]
+fn malicious_archives_are_refused_and_write_nothing_outside() {
+    use tar::EntryType as T;
+    let dirs = Dirs::new("evil");
+    let outside = std::env::temp_dir().join(format!("fastai-evil-{}", std::process::id()));
+    let outside_s = outside.display().to_string();
+    let cases: Vec<(&str, Vec<(&str, T, Option<&str>)>)> = vec![
+        ("absolute path", vec![(&outside_s, T::Regular, None)]),
+        ("dot-dot path", vec![("../evil.txt", T::Regular, None)]),
+        (
+            "nested dot-dot",
+            vec![("evil/a/../../../evil.txt", T::Regular, None)],
+        ),
+        (
+            "symlink to /etc/passwd",
+            vec![("evil/passwd", T::Symlink, Some("/etc/passwd"))],
+        ),
+        ("symlink up", vec![("evil/up", T::Symlink, Some("../../x"))]),
+        (
+            "hardlink up",
+            vec![("evil/h", T::Link, Some("../outside.txt"))],
+        ),
+        (
+            "hardlink absolute",
+            vec![("evil/h", T::Link, Some("/etc/passwd"))],
+        ),
+        ("fifo", vec![("evil/fifo", T::Fifo, None)]),
+        ("char device", vec![("evil/null", T::Char, None)]),
+        (
+            "symlink escaping through another symlink",
+            vec![
+                ("evil/x/y/d", T::Symlink, Some("../..")),
+                ("evil/x/y/e", T::Symlink, Some("d/../../..")),
+            ],
+        ),
+        (
+            "a symlink over a folder (to write through it)",
+            vec![
+                ("evil/dir/f.txt", T::Regular, None),
+                ("evil/dir", T::Symlink, Some("..")),
+            ],
+        ),
+    ];
+    let base = "http://127.0.0.1:9/"; // never reached: the archives are placed by hand
+    std::fs::create_dir_all(dirs.archive()).unwrap();
+    for (what, entries) in cases {
+        std::fs::write(dirs.archive().join("evil.tgz"), evil_tgz(&entries)).unwrap();
+        let err = untar_data_with(&url("evil.tgz"), dirs.opts(base)).unwrap_err();
+        assert!(
+            matches!(err, DataError::UnsafeArchive { .. }),
+            "{what}: {err}"
+        );
+        assert!(err.to_string().contains("refusing"), "{what}: {err}");
+        assert_eq!(
+            dirs.listing(),
+            ["archive", "archive/evil.tgz", "data"],
+            "{what}: nothing extracted, nothing left behind"
+        );
+        assert!(!outside.exists(), "{what}");
+        assert!(!dirs.root.join("evil.txt").exists() && !dirs.root.join("x").exists());
+    }
+
+    // the same in a zip
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let o = zip::write::SimpleFileOptions::default();
+    w.start_file("../evil.txt", o).unwrap();
+    w.write_all(b"pwned").unwrap();
+    let bytes = w.finish().unwrap().into_inner();
+    std::fs::write(dirs.archive().join("evilzip.zip"), bytes).unwrap();
+    let err = untar_data_with(&url("evilzip.zip"), dirs.opts(base)).unwrap_err();
+    assert!(matches!(err, DataError::UnsafeArchive { .. }), "{err}");
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    w.add_symlink("evilzip/passwd", "/etc/passwd", o).unwrap();
+    let bytes = w.finish().unwrap().into_inner();
+    std::fs::write(dirs.archive().join("evilzip.zip"), bytes).unwrap();
+    let err = untar_data_with(&url("evilzip.zip"), dirs.opts(base)).unwrap_err();
+    assert!(matches!(err, DataError::UnsafeArchive { .. }), "{err}");
+    assert!(!dirs.root.join("evil.txt").exists() && !dirs.data().join("evilzip").exists());
+}
+
+#[test]
+fn urls_and_known_checksums() {
+    assert_eq!(
+        URLs::PETS,
+        "https://s3.amazonaws.com/fast-ai-imageclas/oxford-iiit-pet.tgz"
+    );
+    assert_eq!(
+        URLs::MNIST_SAMPLE,
+        "https://s3.amazonaws.com/fast-ai-sample/mnist_sample.tgz"
+    );
+    assert!(URLs::IMAGENETTE_160.ends_with("fast-ai-imageclas/imagenette2-160.tgz"));
+    let pets = known_checksum(URLs::PETS).unwrap();
+    assert_eq!(pets.size, Some(811_706_944));
+    assert_eq!(
+        pets.md5.as_deref(),
+        Some("e4db5c768afd933bb91f5f594d7417a4")
+    );
+    assert_eq!(
+        known_checksum("https://s3.amazonaws.com/fast-ai-imageclas/oxford-iiit-pet"),
+        Some(pets)
+    );
+    assert_eq!(known_checksum(URLs::MNIST_SAMPLE), None);
+    assert_eq!(
+        fastai::data::external::resolve_url(URLs::PETS, Some("http://mirror:8765")),
+        "http://mirror:8765/fast-ai-imageclas/oxford-iiit-pet.tgz"
+    );
+    assert_eq!(
+        fastai::data::external::resolve_url("http://elsewhere/x.tgz", Some("http://mirror/")),
+        "http://elsewhere/x.tgz"
+    );
+}
+
+/// The only test that sets environment variables: `FASTAI_HOME` and `FASTAI_URL_BASE` are
+/// the defaults of the plain `untar_data`.
+#[test]
+fn env_defaults() {
+    let server = Server::start();
+    let dirs = Dirs::new("env");
+    server.serve(&server_path("tiny_ds.tgz"), dataset(), Mode::Normal);
+    std::env::set_var("FASTAI_HOME", &dirs.root);
+    std::env::set_var("FASTAI_URL_BASE", server.base());
+    let r = untar_data(&url("tiny_ds.tgz"));
+    std::env::remove_var("FASTAI_URL_BASE");
+    std::env::remove_var("FASTAI_HOME");
+    let path = r.unwrap();
+    assert_eq!(path, dirs.root.join("data/tiny_ds"));
+    assert!(dirs.root.join("archive/tiny_ds.tgz").is_file());
+    assert_eq!(read(path.join("train/3/a.txt")), "three");
+}
