@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use jupyter_protocol::{
-    CodeMirrorMode, CommInfoReply, CompleteReply, ConnectionInfo, ErrorOutput, ExecuteInput,
-    ExecuteReply, ExecuteRequest, ExecuteResult, ExecutionCount, HistoryReply, InspectReply,
-    InterruptReply, IsCompleteReply, IsCompleteReplyStatus, JupyterMessage, JupyterMessageContent,
-    KernelInfoReply, LanguageInfo, Media, ReplyError, ReplyStatus, ShutdownReply, Status,
-    StreamContent,
+    ClearOutput, CodeMirrorMode, CommInfoReply, CompleteReply, ConnectionInfo, DisplayData,
+    ErrorOutput, ExecuteInput, ExecuteReply, ExecuteRequest, ExecuteResult, ExecutionCount,
+    HistoryReply, InspectReply, InterruptReply, IsCompleteReply, IsCompleteReplyStatus,
+    JupyterMessage, JupyterMessageContent, KernelInfoReply, LanguageInfo, Media, ReplyError,
+    ReplyStatus, ShutdownReply, Status, StreamContent, Transient, UpdateDisplayData,
 };
 use jupyter_zmq_client::{
     create_kernel_control_connection, create_kernel_heartbeat_connection,
@@ -54,6 +54,8 @@ pub fn run(connection_file: &Path) -> Result<()> {
 /// Cells that use tch load libtorch's shared libraries: put them on the loader path of the cell
 /// process (which inherits our environment). Done before any thread starts.
 fn prepare_cell_environment() {
+    // Tells the library it may use the display protocol (see fastai::display).
+    std::env::set_var("FASTAI_DISPLAY", "kernel");
     if let Some(libtorch) = std::env::var_os("LIBTORCH") {
         let lib = PathBuf::from(libtorch).join("lib");
         let mut paths = vec![lib.clone()];
@@ -143,22 +145,67 @@ fn output_sink(
         if stream == Stream::Stderr {
             if line.contains("panicked at") {
                 panicked.store(true, Ordering::SeqCst);
+            } else if panicked.load(Ordering::SeqCst) && is_backtrace_line(&line) {
+                // evcxr forces RUST_BACKTRACE=1 in the cell process; the frames are evcxr's
+                // own plumbing, so only the panic message is shown.
+                return;
             }
             state.stderr.push(line.clone());
         }
-        match &state.parent {
-            Some(parent) => {
-                let text = line + "\n";
-                let content = match stream {
-                    Stream::Stdout => StreamContent::stdout(&text),
-                    Stream::Stderr => StreamContent::stderr(&text),
-                };
-                let _ = iopub.send(content.as_child_of(parent));
-            }
+        let Some(parent) = &state.parent else {
             // Output between cells (start-up, late lines) goes to the server's log.
-            None => eprintln!("[cell process] {line}"),
-        }
+            eprintln!("[cell process] {line}");
+            return;
+        };
+        let msg = match (stream, line.strip_prefix(DISPLAY_PREFIX)) {
+            (Stream::Stdout, Some(json)) => match display_message(json) {
+                Some(content) => JupyterMessage::new(content, Some(parent)),
+                None => StreamContent::stdout(&(line.clone() + "\n")).as_child_of(parent),
+            },
+            (Stream::Stdout, None) => StreamContent::stdout(&(line + "\n")).as_child_of(parent),
+            (Stream::Stderr, _) => StreamContent::stderr(&(line + "\n")).as_child_of(parent),
+        };
+        let _ = iopub.send(msg);
     })
+}
+
+/// The prefix of a display-protocol line (see the library's `fastai::display` module).
+const DISPLAY_PREFIX: &str = "FASTAI_DISPLAY ";
+
+/// Turns one display-protocol line into the Jupyter message it asks for:
+/// `{"op":"display","id":?,"data":{mime:data}}`, `{"op":"update","id","data"}`,
+/// `{"op":"clear","wait":bool}`. `None` for anything malformed (then shown as plain text).
+fn display_message(json: &str) -> Option<JupyterMessageContent> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let media = || -> Option<Media> { serde_json::from_value(v.get("data")?.clone()).ok() };
+    let id = v.get("id").and_then(|i| i.as_str());
+    match v.get("op")?.as_str()? {
+        "display" => Some(JupyterMessageContent::DisplayData(DisplayData {
+            data: media()?,
+            metadata: Default::default(),
+            transient: id.map(|id| Transient {
+                display_id: Some(id.to_string()),
+            }),
+        })),
+        "update" => Some(JupyterMessageContent::UpdateDisplayData(
+            UpdateDisplayData::new(media()?, id?),
+        )),
+        "clear" => Some(JupyterMessageContent::ClearOutput(ClearOutput {
+            wait: v.get("wait").and_then(|w| w.as_bool()).unwrap_or(false),
+        })),
+        _ => None,
+    }
+}
+
+fn is_backtrace_line(line: &str) -> bool {
+    let t = line.trim_start();
+    line == "stack backtrace:"
+        || t.starts_with("note: Some details are omitted")
+        || (line.starts_with(' ')
+            && (t.starts_with("at ")
+                || t.split(':')
+                    .next()
+                    .is_some_and(|n| n.parse::<u32>().is_ok())))
 }
 
 async fn control_loop(
@@ -513,6 +560,38 @@ mod tests {
             "note: run with `RUST_BACKTRACE=1`".to_string(),
         ];
         assert_eq!(panic_message(&err), "boom (at src/lib.rs:3:5)");
+    }
+
+    #[test]
+    fn display_lines_become_display_messages() {
+        let m =
+            display_message(r#"{"op":"display","id":"x1","data":{"text/plain":"hi"}}"#).unwrap();
+        let JupyterMessageContent::DisplayData(d) = m else {
+            panic!("not display_data")
+        };
+        assert_eq!(d.transient.unwrap().display_id.as_deref(), Some("x1"));
+        let m = display_message(r#"{"op":"update","id":"x1","data":{"text/html":"<b>2</b>"}}"#)
+            .unwrap();
+        assert_eq!(m.message_type(), "update_display_data");
+        let m = display_message(r#"{"op":"clear","wait":true}"#).unwrap();
+        assert_eq!(m.message_type(), "clear_output");
+        assert!(display_message("not json").is_none());
+        assert!(display_message(r#"{"op":"update","data":{"text/plain":"no id"}}"#).is_none());
+    }
+
+    #[test]
+    fn backtrace_frames_are_recognised() {
+        assert!(is_backtrace_line("stack backtrace:"));
+        assert!(is_backtrace_line(
+            "   3: core::ops::function::FnOnce::call_once"
+        ));
+        assert!(is_backtrace_line(
+            "             at /rustc/abc/library/std/src/panicking.rs:689:5"
+        ));
+        assert!(!is_backtrace_line("boom"));
+        assert!(!is_backtrace_line(
+            "thread '<unnamed>' panicked at src/lib.rs:1:1:"
+        ));
     }
 
     #[test]

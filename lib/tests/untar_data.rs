@@ -35,12 +35,13 @@ enum Mode {
 }
 
 type Files = Arc<Mutex<HashMap<String, (Vec<u8>, Mode)>>>;
+/// (path, Range header) of every request.
+type Log = Arc<Mutex<Vec<(String, Option<String>)>>>;
 
 struct Server {
     port: u16,
     files: Files,
-    /// (path, Range header) of every request.
-    log: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    log: Log,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -50,7 +51,7 @@ impl Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let files: Files = Default::default();
-        let log: Arc<Mutex<Vec<(String, Option<String>)>>> = Default::default();
+        let log: Log = Default::default();
         let stop = Arc::new(AtomicBool::new(false));
         let (f, l, s) = (files.clone(), log.clone(), stop.clone());
         let thread = thread::spawn(move || {
@@ -108,11 +109,7 @@ impl Drop for Server {
     }
 }
 
-fn handle(
-    stream: TcpStream,
-    files: &Files,
-    log: &Mutex<Vec<(String, Option<String>)>>,
-) -> std::io::Result<()> {
+fn handle(stream: TcpStream, files: &Files, log: &Log) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut out = stream;
     let mut request_line = String::new();
@@ -640,6 +637,12 @@ fn offline_error_names_the_url_and_where_to_put_the_file() {
     );
     assert!(msg.contains(&place.display().to_string()), "{msg}");
 
+    // a folder made some other way (no completion marker) is used when the server is unreachable
+    std::fs::create_dir_all(dirs.data().join("by_hand")).unwrap();
+    std::fs::write(dirs.data().join("by_hand/f.txt"), "f").unwrap();
+    let by_hand = untar_data_with(&url("by_hand.tgz"), dirs.opts(&base)).unwrap();
+    assert_eq!(read(by_hand.join("f.txt")), "f");
+
     // placed by hand: extracted without the network
     std::fs::write(&place, dataset()).unwrap();
     let path = untar_data_with(&url("tiny_ds.tgz"), dirs.opts(&base)).unwrap();
@@ -667,7 +670,8 @@ fn malicious_archives_are_refused_and_write_nothing_outside() {
     let dirs = Dirs::new("evil");
     let outside = std::env::temp_dir().join(format!("fastai-evil-{}", std::process::id()));
     let outside_s = outside.display().to_string();
-    let cases: Vec<(&str, Vec<(&str, T, Option<&str>)>)> = vec![
+    type Entries<'a> = Vec<(&'a str, T, Option<&'a str>)>;
+    let cases: Vec<(&str, Entries)> = vec![
         ("absolute path", vec![(&outside_s, T::Regular, None)]),
         ("dot-dot path", vec![("../evil.txt", T::Regular, None)]),
         (

@@ -1,0 +1,51 @@
+"""The display protocol: displays appear while the cell runs, in order, and can be updated in place;
+nbclient saves a notebook holding the final state."""
+
+import time
+
+import nbformat
+from nbclient import NotebookClient
+
+CELL = r'''
+println!("FASTAI_DISPLAY {}", r#"{"op":"display","id":"bar","data":{"text/plain":"0%"}}"#);
+for i in 1..=3 {
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    println!("FASTAI_DISPLAY {{\"op\":\"update\",\"id\":\"bar\",\"data\":{{\"text/plain\":\"{}%\"}}}}", i * 33);
+}
+println!("FASTAI_DISPLAY {}", r#"{"op":"display","data":{"text/plain":"second output"}}"#);
+println!("plain line");
+std::thread::sleep(std::time::Duration::from_millis(1500));
+'''
+
+
+def test_displays_update_live_and_in_order(kernel):
+    arrivals = []
+    t0 = time.time()
+
+    def hook(msg):
+        arrivals.append((time.time() - t0, msg["msg_type"], msg["content"]))
+
+    reply = kernel.client.execute_interactive(CELL, timeout=600, output_hook=hook)
+    t_end = time.time() - t0
+    assert reply["content"]["status"] == "ok"
+    kinds = [(k, c) for _, k, c in arrivals if k in ("display_data", "update_display_data", "stream")]
+    assert kinds[0][0] == "display_data"
+    assert kinds[0][1]["transient"]["display_id"] == "bar"
+    updates = [c for k, c in kinds if k == "update_display_data"]
+    assert [u["data"]["text/plain"] for u in updates] == ["33%", "66%", "99%"]
+    assert all(u["transient"]["display_id"] == "bar" for u in updates)
+    # The second display comes after the updates, then the plain line.
+    assert kinds[-2][0] == "display_data" and kinds[-2][1]["data"]["text/plain"] == "second output"
+    assert kinds[-1][0] == "stream" and kinds[-1][1]["text"] == "plain line\n"
+    # Live: the last update arrived well before the cell ended (it sleeps 1.5 s after it).
+    last_update = max(t for t, k, _ in arrivals if k == "update_display_data")
+    assert t_end - last_update > 1.0, (last_update, t_end)
+
+
+def test_saved_notebook_holds_the_final_state(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell(CELL))
+    NotebookClient(nb, kernel_name="fastai-rust", timeout=600).execute()
+    outputs = nb.cells[0].outputs
+    texts = [o.get("data", {}).get("text/plain") or o.get("text") for o in outputs]
+    assert texts == ["99%", "second output", "plain line\n"], texts
