@@ -12,6 +12,7 @@
 mod engine;
 mod errors;
 mod kernelspec;
+mod replies;
 mod server;
 
 use std::path::PathBuf;
