@@ -165,6 +165,7 @@ impl DataLoader {
             seed: self.seed,
             epoch,
             warned: self.warned.clone(),
+            norm: self.stats.map(|s| (s.mean, s.std)),
         };
         let (tx, rx) = sync_channel::<(Vec<f32>, Vec<i64>, Vec<usize>)>(self.prefetch);
         let pool = self.pool.clone();
@@ -187,7 +188,6 @@ impl DataLoader {
             rx,
             size: self.size,
             device: self.device,
-            stats: self.stats,
             remaining: self.len(),
         }
     }
@@ -210,6 +210,7 @@ struct Job {
     seed: u64,
     epoch: u64,
     warned: Arc<Mutex<HashSet<PathBuf>>>,
+    norm: Option<([f32; 3], [f32; 3])>,
 }
 
 impl Job {
@@ -258,7 +259,7 @@ impl Job {
             }
             None => Augment::center(),
         };
-        render(&img, self.size.0, self.size.1, &aug, out);
+        render(&img, self.size.0, self.size.1, &aug, self.norm, out);
         true
     }
 }
@@ -268,7 +269,6 @@ pub struct BatchIter {
     rx: Receiver<(Vec<f32>, Vec<i64>, Vec<usize>)>,
     size: (usize, usize),
     device: Device,
-    stats: Option<Stats>,
     remaining: usize,
 }
 
@@ -280,18 +280,10 @@ impl Iterator for BatchIter {
         self.remaining = self.remaining.saturating_sub(1);
         let n = labels.len() as i64;
         let (h, w) = (self.size.0 as i64, self.size.1 as i64);
-        let mut x = Tensor::from_slice(&buf)
+        // (normalization, if any, was folded into the workers' lookup tables)
+        let x = Tensor::from_slice(&buf)
             .view([n, 3, h, w])
             .to_device(self.device);
-        if let Some(s) = self.stats {
-            let mean = Tensor::from_slice(&s.mean)
-                .view([1, 3, 1, 1])
-                .to_device(self.device);
-            let std = Tensor::from_slice(&s.std)
-                .view([1, 3, 1, 1])
-                .to_device(self.device);
-            x = (x - mean) / std;
-        }
         let y = Tensor::from_slice(&labels)
             .to_kind(Kind::Int64)
             .to_device(self.device);

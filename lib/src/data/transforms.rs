@@ -287,6 +287,9 @@ fn homography_from_points(from: &[(f64, f64); 4], to: &[(f64, f64); 4]) -> Optio
 
 /// Reflects `x` into [lo, hi] (reflection padding, as grid_sample's 'reflection').
 fn reflect(x: f64, lo: f64, hi: f64) -> f64 {
+    if x >= lo && x <= hi {
+        return x;
+    }
     let span = hi - lo;
     if span <= 0.0 {
         return lo;
@@ -298,12 +301,21 @@ fn reflect(x: f64, lo: f64, hi: f64) -> f64 {
     lo + t
 }
 
-/// Renders `src` augmented by `aug` into `out`, a `3 * h * w` slice in CHW order, values in [0, 1].
+/// Renders `src` augmented by `aug` into `out`, a `3 * h * w` slice in CHW order.
 ///
-/// The source is first resized (conceptually) so that it covers `h x w` while keeping its aspect
-/// ratio, then the crop window is placed at `aug.crop`. Sources more than twice as large as
-/// needed are first shrunk by area averaging, to avoid aliasing.
-pub fn render(src: &RgbImage, h: usize, w: usize, aug: &Augment, out: &mut [f32]) {
+/// Values are in [0, 1], or normalized as `(v - mean) / std` per channel when `norm` is given
+/// (folded into the lookup tables, so it costs nothing here). The source is first resized
+/// (conceptually) so that it covers `h x w` keeping its aspect ratio, then the crop window is
+/// placed at `aug.crop`. Sources more than twice as large as needed are first shrunk by area
+/// averaging, to avoid aliasing.
+pub fn render(
+    src: &RgbImage,
+    h: usize,
+    w: usize,
+    aug: &Augment,
+    norm: Option<([f32; 3], [f32; 3])>,
+    out: &mut [f32],
+) {
     assert_eq!(
         out.len(),
         3 * h * w,
@@ -319,47 +331,97 @@ pub fn render(src: &RgbImage, h: usize, w: usize, aug: &Augment, out: &mut [f32]
         src = &shrunk;
     }
     let (sw, sh) = (src.width() as f64, src.height() as f64);
+    let m = pixel_map(aug, (sw, sh), (h, w));
+    let luts = channel_luts(aug, norm);
+    let raw = src.as_raw();
+    let (iw, ih) = (src.width() as usize, src.height() as usize);
+    let plane = h * w;
+    let projective = m[2][0] != 0.0 || m[2][1] != 0.0;
+    for i in 0..h {
+        let fi = i as f64;
+        // X, Y, Z are linear in j along the row: step by the first column of M.
+        let (mut x, mut y, mut z) = (
+            m[0][1] * fi + m[0][2],
+            m[1][1] * fi + m[1][2],
+            m[2][1] * fi + m[2][2],
+        );
+        for j in 0..w {
+            let (px, py) = if projective { (x / z, y / z) } else { (x, y) };
+            x += m[0][0];
+            y += m[1][0];
+            z += m[2][0];
+            let sx = reflect(px, -0.5, sw - 0.5).clamp(0.0, sw - 1.0);
+            let sy = reflect(py, -0.5, sh - 0.5).clamp(0.0, sh - 1.0);
+            let (x0, y0) = (sx as usize, sy as usize); // non-negative: floor
+            let (x1, y1) = ((x0 + 1).min(iw - 1), (y0 + 1).min(ih - 1));
+            let (fx, fy) = ((sx - x0 as f64) as f32, (sy - y0 as f64) as f32);
+            let (p00, p01, p10, p11) = (
+                3 * (y0 * iw + x0),
+                3 * (y0 * iw + x1),
+                3 * (y1 * iw + x0),
+                3 * (y1 * iw + x1),
+            );
+            let o = i * w + j;
+            for (c, lut) in luts.iter().enumerate() {
+                let top = lut[raw[p00 + c] as usize]
+                    + (lut[raw[p01 + c] as usize] - lut[raw[p00 + c] as usize]) * fx;
+                let bottom = lut[raw[p10 + c] as usize]
+                    + (lut[raw[p11 + c] as usize] - lut[raw[p10 + c] as usize]) * fx;
+                out[c * plane + o] = top + (bottom - top) * fy;
+            }
+        }
+    }
+}
+
+/// The 3x3 projective map from output pixel (column, row, 1) to source pixel coordinates:
+/// crop window -> normalized coordinates -> flip/rotate/zoom -> warp -> source pixels.
+fn pixel_map(aug: &Augment, (sw, sh): (f64, f64), (h, w): (usize, usize)) -> [[f64; 3]; 3] {
     let scale = (h as f64 / sh).max(w as f64 / sw);
     let (rh, rw) = (sh * scale, sw * scale);
     let r0 = aug.crop.0 as f64 * (rh - h as f64);
     let c0 = aug.crop.1 as f64 * (rw - w as f64);
+    // output pixel centre -> normalized [-1, 1] in the resized image
+    let to_norm = [
+        [2.0 / rw, 0.0, 2.0 * (c0 + 0.5) / rw - 1.0],
+        [0.0, 2.0 / rh, 2.0 * (r0 + 0.5) / rh - 1.0],
+        [0.0, 0.0, 1.0],
+    ];
     let a = aug.affine();
-    let hmat = aug.homography();
-    let lut = aug.lighting_lut();
-    let raw = src.as_raw();
-    let (iw, ih) = (src.width() as usize, src.height() as usize);
-    let plane = h * w;
-    for i in 0..h {
-        let ny = 2.0 * (r0 + i as f64 + 0.5) / rh - 1.0;
-        for j in 0..w {
-            let nx = 2.0 * (c0 + j as f64 + 0.5) / rw - 1.0;
-            let mut px = a[0][0] * nx + a[0][1] * ny + a[0][2];
-            let mut py = a[1][0] * nx + a[1][1] * ny + a[1][2];
-            if let Some(m) = &hmat {
-                let d = m[2][0] * px + m[2][1] * py + m[2][2];
-                let (qx, qy) = (
-                    (m[0][0] * px + m[0][1] * py + m[0][2]) / d,
-                    (m[1][0] * px + m[1][1] * py + m[1][2]) / d,
-                );
-                px = qx;
-                py = qy;
-            }
-            let sx = reflect((px + 1.0) * sw / 2.0 - 0.5, -0.5, sw - 0.5).clamp(0.0, sw - 1.0);
-            let sy = reflect((py + 1.0) * sh / 2.0 - 0.5, -0.5, sh - 0.5).clamp(0.0, sh - 1.0);
-            let (x0, y0) = (sx.floor() as usize, sy.floor() as usize);
-            let (x1, y1) = ((x0 + 1).min(iw - 1), (y0 + 1).min(ih - 1));
-            let (fx, fy) = ((sx - x0 as f64) as f32, (sy - y0 as f64) as f32);
-            let idx = |x: usize, y: usize| 3 * (y * iw + x);
-            let (p00, p01, p10, p11) = (idx(x0, y0), idx(x1, y0), idx(x0, y1), idx(x1, y1));
-            let o = i * w + j;
-            for c in 0..3 {
-                let top = lut[raw[p00 + c] as usize] * (1.0 - fx) + lut[raw[p01 + c] as usize] * fx;
-                let bottom =
-                    lut[raw[p10 + c] as usize] * (1.0 - fx) + lut[raw[p11 + c] as usize] * fx;
-                out[c * plane + o] = top * (1.0 - fy) + bottom * fy;
+    let affine = [a[0], a[1], [0.0, 0.0, 1.0]];
+    let warp = aug
+        .homography()
+        .unwrap_or([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]);
+    // normalized -> source pixel coordinates (pixel centres at integers)
+    let to_src = [
+        [sw / 2.0, 0.0, sw / 2.0 - 0.5],
+        [0.0, sh / 2.0, sh / 2.0 - 0.5],
+        [0.0, 0.0, 1.0],
+    ];
+    mat3(&to_src, &mat3(&warp, &mat3(&affine, &to_norm)))
+}
+
+fn mat3(a: &[[f64; 3]; 3], b: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
+    let mut c = [[0.0; 3]; 3];
+    for i in 0..3 {
+        for j in 0..3 {
+            c[i][j] = (0..3).map(|k| a[i][k] * b[k][j]).sum();
+        }
+    }
+    c
+}
+
+/// Per-channel tables: source byte -> lighting-adjusted value, normalized if asked.
+fn channel_luts(aug: &Augment, norm: Option<([f32; 3], [f32; 3])>) -> [[f32; 256]; 3] {
+    let base = aug.lighting_lut();
+    let mut luts = [base; 3];
+    if let Some((mean, std)) = norm {
+        for c in 0..3 {
+            for v in luts[c].iter_mut() {
+                *v = (*v - mean[c]) / std[c];
             }
         }
     }
+    luts
 }
 
 #[cfg(test)]
@@ -389,7 +451,7 @@ mod tests {
         let img = test_image();
         let (h, w) = (20, 20);
         let mut out = vec![0.0; 3 * h * w];
-        render(&img, h, w, &Augment::center(), &mut out);
+        render(&img, h, w, &Augment::center(), None, &mut out);
         // 40x30 resized to cover 20x20 -> 26.7x20, centre crop: left columns red, right blue
         assert!(px(&out, h, w, 0, 10, 1) > 0.99 && px(&out, h, w, 2, 10, 1) < 0.01);
         assert!(px(&out, h, w, 2, 10, 18) > 0.99 && px(&out, h, w, 0, 10, 18) < 0.01);
@@ -401,7 +463,7 @@ mod tests {
         let img = test_image();
         let (h, w) = (20, 20);
         let (mut a, mut b) = (vec![0.0; 3 * h * w], vec![0.0; 3 * h * w]);
-        render(&img, h, w, &Augment::center(), &mut a);
+        render(&img, h, w, &Augment::center(), None, &mut a);
         render(
             &img,
             h,
@@ -410,6 +472,7 @@ mod tests {
                 dihedral: 1,
                 ..Augment::center()
             },
+            None,
             &mut b,
         );
         for c in 0..3 {
@@ -423,6 +486,22 @@ mod tests {
     }
 
     #[test]
+    fn normalization_is_folded_in_exactly() {
+        let img = test_image();
+        let aug = get_transforms().sample(&mut rand::rngs::StdRng::seed_from_u64(3));
+        let (mean, std) = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]);
+        let (mut plain, mut normed) = (vec![0.0; 3 * 100], vec![0.0; 3 * 100]);
+        render(&img, 10, 10, &aug, None, &mut plain);
+        render(&img, 10, 10, &aug, Some((mean, std)), &mut normed);
+        for c in 0..3 {
+            for k in 0..100 {
+                let want = (plain[c * 100 + k] - mean[c]) / std[c];
+                assert!((normed[c * 100 + k] - want).abs() < 1e-4);
+            }
+        }
+    }
+
+    #[test]
     fn random_augmentations_keep_shape_and_range() {
         let img = test_image();
         let tfms = get_transforms().flip_vert(true);
@@ -430,7 +509,7 @@ mod tests {
         let mut out = vec![0.0; 3 * 16 * 24];
         for _ in 0..50 {
             let aug = tfms.sample(&mut rng);
-            render(&img, 16, 24, &aug, &mut out);
+            render(&img, 16, 24, &aug, None, &mut out);
             assert!(
                 out.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)),
                 "{aug:?}"

@@ -11,6 +11,10 @@ use image::{imageops::FilterType, RgbImage};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
+/// The font of titles and labels: Hack's fixed advances render evenly with plotters' glyph
+/// placement (Ubuntu Light's proportional spacing came out uneven).
+pub const TITLE_FONT: &str = "monospace";
+
 /// Pixels per inch of figure sizes given in inches (fastai's `figsize`).
 pub const DPI: f32 = 100.0;
 
@@ -76,7 +80,7 @@ impl Canvas {
 
 /// A title that fits `max_w` pixels at `size` px: shortened with "..." when needed.
 pub fn fit_text(text: &str, size: f64, max_w: u32) -> String {
-    let font = ("sans-serif", size).into_font();
+    let font = (TITLE_FONT, size).into_font();
     let width = |s: &str| font.box_size(s).map(|(w, _)| w).unwrap_or(0);
     if width(text) <= max_w {
         return text.to_string();
@@ -126,7 +130,7 @@ pub fn image_grid(
                 let _ = cell.draw(&elem);
             }
             let text = fit_text(title, font_px, cw.saturating_sub(2 * pad));
-            let style = TextStyle::from(("sans-serif", font_px).into_font())
+            let style = TextStyle::from((TITLE_FONT, font_px).into_font())
                 .color(&BLACK)
                 .pos(plotters::style::text_anchor::Pos::new(
                     plotters::style::text_anchor::HPos::Center,
