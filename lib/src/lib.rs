@@ -15,8 +15,9 @@ pub use device::{device, device_info, DeviceInfo};
 pub mod vision {
     pub use crate::config::{data_dir, fashion_mnist_dir, home, models_dir, OfflineWeights};
     pub use crate::data::{
-        get_files, get_image_files, get_transforms, imagenet_stats, open_image, DataError,
-        DataLoader, DataOptions, ImageDataBunch, PathExt, Stats, Transforms,
+        download_url, get_files, get_image_files, get_transforms, imagenet_stats, open_image,
+        untar_data, verify_images, DataError, DataLoader, DataOptions, ImageDataBunch, PathExt,
+        Stats, Transforms, URLs,
     };
     pub use crate::device::{device, device_info, DeviceInfo};
     pub use crate::display::{clear_output, display, DisplayHandle, Rich};

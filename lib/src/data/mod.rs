@@ -9,6 +9,7 @@
 //! loader      DataLoader: parallel decode + augment, prefetching, batches on the device
 //! bunch       ImageDataBunch: from_name_re, from_folder, from_csv, ...; normalize
 //! show        show_batch: a grid of training images with their labels
+//! verify      verify_images: find (and delete) unreadable images, shrink big ones
 //! ```
 
 mod archive;
@@ -22,6 +23,7 @@ pub mod labels;
 pub mod loader;
 pub mod show;
 pub mod transforms;
+pub mod verify;
 
 pub use bunch::{DataOptions, ImageDataBunch};
 pub use error::DataError;
@@ -34,3 +36,4 @@ pub use image::open_image;
 pub use labels::LabelList;
 pub use loader::{imagenet_stats, Batch, DataLoader, Stats};
 pub use transforms::{get_transforms, Transforms};
+pub use verify::{verify_images, VerifyReport};
