@@ -2,6 +2,7 @@
 //! resumed with a `Range` request after an interruption, verified, then renamed into place - so
 //! the destination either does not exist or is the complete, checked file.
 
+use crate::display::progress::{BarState, ProgressBar};
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -337,6 +338,8 @@ impl Reporter<'_> {
 /// but at most every 0.5 s, and at least every 10 s.
 struct TextProgress {
     label: String,
+    /// In the fastai kernel: a bar redrawn in place instead of the lines.
+    live: Option<ProgressBar>,
     start: Instant,
     last: Option<(Instant, u64)>,
     first_done: u64,
@@ -345,6 +348,7 @@ struct TextProgress {
 impl TextProgress {
     fn new(label: String) -> Self {
         TextProgress {
+            live: ProgressBar::live(format!("downloading {label}"), None),
             label,
             start: Instant::now(),
             last: None,
@@ -354,6 +358,14 @@ impl TextProgress {
 
     fn update(&mut self, done: u64, total: Option<u64>) {
         let now = Instant::now();
+        if self.live.is_some() {
+            let comment = format!("{} {}", mb(done), self.rate(done, now));
+            if let Some(bar) = &mut self.live {
+                bar.set_total(total);
+                bar.update(done, &comment);
+            }
+            return;
+        }
         let Some((at, at_done)) = self.last else {
             let of = total.map_or(String::new(), |t| format!(" ({})", mb(t)));
             let from = if done > 0 {
@@ -386,6 +398,14 @@ impl TextProgress {
     fn finish(&mut self, done: u64) {
         let secs = self.start.elapsed().as_secs_f64();
         let rate = self.rate(done, Instant::now());
+        if let Some(bar) = &mut self.live {
+            bar.finish(
+                done,
+                &format!("{} {rate} in {secs:.1} s", mb(done)),
+                BarState::Done,
+            );
+            return;
+        }
         eprintln!(
             "downloaded {}: {} in {secs:.1} s, {rate}",
             self.label,

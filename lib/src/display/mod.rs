@@ -21,6 +21,7 @@
 //! a plain program text is printed and images are saved as PNG files (the path is printed).
 
 pub mod figure;
+pub mod progress;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
