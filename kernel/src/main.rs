@@ -6,12 +6,14 @@
 //!
 //! ```text
 //! fastai-kernel install [--user | --sys-prefix [PREFIX] | --prefix PREFIX]   register the kernelspec
+//! fastai-kernel prepare [--slots N]          compile the library into the kernels' build folders
 //! fastai-kernel --connection-file FILE                                     run (Jupyter does this)
 //! ```
 
 mod engine;
 mod errors;
 mod kernelspec;
+mod preload;
 mod replies;
 mod server;
 
@@ -20,6 +22,8 @@ use std::path::PathBuf;
 const USAGE: &str = "usage:
   fastai-kernel install [--user | --sys-prefix [PREFIX] | --prefix PREFIX] [--libtorch DIR]
       write the \"Rust (fastai)\" kernelspec (default: --user)
+  fastai-kernel prepare [--slots N]
+      compile the fastai library into N kernel build folders (install.sh does this)
   fastai-kernel --connection-file FILE
       run the kernel (Jupyter starts it this way)";
 
@@ -30,6 +34,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("install") => kernelspec::install(&args[1..]),
+        Some("prepare") => preload::prepare(&args[1..]),
         Some("--connection-file") | Some("-f") => match args.get(1) {
             Some(file) => server::run(&PathBuf::from(file)),
             None => Err(anyhow::anyhow!("--connection-file needs a path\n{USAGE}")),

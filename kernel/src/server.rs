@@ -47,16 +47,23 @@ pub fn run(connection_file: &Path) -> Result<()> {
         )
     })?;
     prepare_cell_environment();
+    // A build folder of our own, where the library is (usually) compiled already.
+    let slot = crate::preload::acquire_slot()?;
+    std::env::set_var("EVCXR_TMPDIR", &slot.dir);
+    eprintln!("fastai-kernel: build folder {}", slot.dir.display());
+    let preload = crate::preload::lib_dir().map(|lib| crate::preload::preload_code(&lib));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(serve(info))
+    let result = rt.block_on(serve(info, preload));
+    drop(slot);
+    result
 }
 
 /// Cells that use tch load libtorch's shared libraries: put them on the loader path of the cell
 /// process (which inherits our environment). Done before any thread starts.
-fn prepare_cell_environment() {
+pub fn prepare_cell_environment() {
     // Tells the library it may use the display protocol (see fastai::display).
     std::env::set_var("FASTAI_DISPLAY", "kernel");
     if let Some(libtorch) = std::env::var_os("LIBTORCH") {
@@ -86,7 +93,7 @@ struct Kernel {
     execution_count: usize,
 }
 
-async fn serve(info: ConnectionInfo) -> Result<()> {
+async fn serve(info: ConnectionInfo, preload: Option<String>) -> Result<()> {
     let session = uuid::Uuid::new_v4().to_string();
     let shell = create_kernel_shell_connection(&info, &session)
         .await
@@ -125,7 +132,7 @@ async fn serve(info: ConnectionInfo) -> Result<()> {
     let cell = Arc::new(Mutex::new(CellState::default()));
     let panicked = Arc::new(AtomicBool::new(false));
     let sink = output_sink(iopub_tx.clone(), cell.clone(), panicked.clone());
-    let engine = Engine::start(sink);
+    let engine = Engine::start(sink, preload);
 
     tokio::spawn(control_loop(control, engine.clone(), iopub_tx.clone()));
     let mut kernel = Kernel {

@@ -5,6 +5,7 @@
 //!   data/       datasets (untar_data extracts here; the offline Fashion-MNIST images)
 //!   models/     pretrained weights as .safetensors, each with a .json manifest
 //!   downloads/  source archives and packages, kept so nothing is downloaded twice
+//!   samples/    a few photos for inference demos, and imagenet_classes.txt
 //! ```
 
 use std::path::PathBuf;
@@ -28,6 +29,13 @@ pub fn data_dir() -> PathBuf {
 /// Where pretrained weights live (`<home>/models`).
 pub fn models_dir() -> PathBuf {
     home().join("models")
+}
+
+/// Sample photos for inference demos and the ImageNet class names (`<home>/samples`): `coffee.png`,
+/// `chelsea.png` (scikit-image), `baboon.jpg` and `imagenet_classes.txt` (1000 lines, in class-index
+/// order; from Debian `opencv-doc`), installed by `install.sh`.
+pub fn samples_dir() -> PathBuf {
+    home().join("samples")
 }
 
 /// The pretrained weights `install.sh` converts from package registries, available offline.

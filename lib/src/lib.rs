@@ -7,9 +7,13 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod display;
+pub mod error;
+pub mod learner;
+pub mod models;
 
 pub use config::{data_dir, home, models_dir, OfflineWeights};
 pub use device::{device, device_info, DeviceInfo};
+pub use error::{Error, Result};
 
 /// Everything a vision notebook needs, in one import.
 pub mod vision {
@@ -21,5 +25,10 @@ pub mod vision {
     };
     pub use crate::device::{device, device_info, DeviceInfo};
     pub use crate::display::{clear_output, display, DisplayHandle, Rich};
+    pub use crate::learner::export::{load_learner, Predictor};
+    pub use crate::learner::metrics::{accuracy, error_rate, top_k_accuracy, Metric};
+    pub use crate::learner::optim::{slice, slice_stop, Lr};
+    pub use crate::learner::{cnn_learner, cnn_learner_with, Learner, LearnerOptions};
+    pub use crate::models::{names as models, Arch};
     pub use tch::{self, nn, Device, Kind, Tensor};
 }

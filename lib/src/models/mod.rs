@@ -1,0 +1,124 @@
+//! Architectures for transfer learning: a pretrained body (cut before its pooling) and fastai's
+//! head, in three optimizer groups (early body | late body | head).
+//!
+//! | arch | features | ImageNet weights |
+//! | --- | --- | --- |
+//! | `resnet18`, `resnet34`, `resnet50` | 512, 512, 2048 | downloaded on first use (torchvision's, as safetensors) |
+//! | `mobilenet_v2` | 1280 | offline, installed by install.sh |
+//! | `efficientnet_lite0` | 1280 | offline, installed by install.sh |
+
+pub mod efficientnet;
+pub mod head;
+pub mod mobilenet;
+pub mod resnet;
+pub mod weights;
+
+use tch::nn::{self, ModuleT};
+use tch::Tensor;
+
+pub use head::Head;
+
+/// A body architecture, as `models.resnet34` in fastai.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Arch {
+    Resnet18,
+    Resnet34,
+    Resnet50,
+    MobilenetV2,
+    EfficientnetLite0,
+}
+
+#[allow(non_upper_case_globals)]
+/// The lesson's spelling: `cnn_learner(&data, models::resnet34, ...)`.
+pub mod names {
+    use super::Arch;
+    pub const resnet18: Arch = Arch::Resnet18;
+    pub const resnet34: Arch = Arch::Resnet34;
+    pub const resnet50: Arch = Arch::Resnet50;
+    pub const mobilenet_v2: Arch = Arch::MobilenetV2;
+    pub const efficientnet_lite0: Arch = Arch::EfficientnetLite0;
+}
+
+impl Arch {
+    /// Short name (also the weight file's stem).
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Resnet18 => "resnet18",
+            Arch::Resnet34 => "resnet34",
+            Arch::Resnet50 => "resnet50",
+            Arch::MobilenetV2 => "mobilenet_v2",
+            Arch::EfficientnetLite0 => "efficientnet_lite0",
+        }
+    }
+
+    /// Parses a name as given by [`Arch::name`].
+    pub fn from_name(name: &str) -> Option<Arch> {
+        [
+            Arch::Resnet18,
+            Arch::Resnet34,
+            Arch::Resnet50,
+            Arch::MobilenetV2,
+            Arch::EfficientnetLite0,
+        ]
+        .into_iter()
+        .find(|a| a.name() == name)
+    }
+
+    /// Channels of the body's feature map.
+    pub fn features(self) -> i64 {
+        match self {
+            Arch::Resnet18 | Arch::Resnet34 => 512,
+            Arch::Resnet50 => 2048,
+            Arch::MobilenetV2 | Arch::EfficientnetLite0 => 1280,
+        }
+    }
+}
+
+/// A body: `(N, 3, H, W)` -> `(N, features, H/32, W/32)`.
+#[derive(Debug)]
+pub enum Body {
+    ResNet(resnet::ResNet),
+    MobileNet(mobilenet::MobileNetV2),
+    EfficientNet(efficientnet::EfficientNet),
+}
+
+impl ModuleT for Body {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        match self {
+            Body::ResNet(m) => m.forward_t(xs, train),
+            Body::MobileNet(m) => m.forward_t(xs, train),
+            Body::EfficientNet(m) => m.features_t(xs, train),
+        }
+    }
+}
+
+/// Builds the body of `arch` under `root` (variables in groups 0 and 1, pretrained names).
+pub fn body(arch: Arch, root: &nn::Path) -> Body {
+    match arch {
+        Arch::Resnet18 => Body::ResNet(resnet::resnet(root, resnet::Depth::R18)),
+        Arch::Resnet34 => Body::ResNet(resnet::resnet(root, resnet::Depth::R34)),
+        Arch::Resnet50 => Body::ResNet(resnet::resnet(root, resnet::Depth::R50)),
+        Arch::MobilenetV2 => Body::MobileNet(mobilenet::mobilenet_v2(root)),
+        Arch::EfficientnetLite0 => Body::EfficientNet(efficientnet::efficientnet_lite0(root, None)),
+    }
+}
+
+/// Body + head: the classifier a `cnn_learner` trains.
+#[derive(Debug)]
+pub struct CnnModel {
+    pub body: Body,
+    pub head: Head,
+}
+
+impl ModuleT for CnnModel {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.head.forward_t(&self.body.forward_t(xs, train), train)
+    }
+}
+
+/// Builds body and head for `n_classes` under `root`; the head is group 2, named `head.*`.
+pub fn cnn_model(arch: Arch, root: &nn::Path, n_classes: i64) -> CnnModel {
+    let body = body(arch, root);
+    let head = Head::new(&(root.set_group(2) / "head"), arch.features(), n_classes);
+    CnnModel { body, head }
+}

@@ -1,0 +1,270 @@
+//! The Learner on small generated images, on the CPU, in seconds: it learns; freezing really
+//! freezes; lr_find restores the weights exactly and suggests a sensible rate; save/load and
+//! export/load_learner/predict round-trip; an interrupt stops within one batch; bad files are
+//! errors that change nothing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ::image::{Rgb, RgbImage};
+use fastai::learner::callback::{Callback, FitState};
+use fastai::learner::interrupt;
+use fastai::vision::*;
+
+const CLASSES: [&str; 3] = ["red", "green", "blue"];
+
+/// 30 noisy 48x48 images per class, the class being the dominant colour channel.
+fn make_data(dir: &Path) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut files = Vec::new();
+    let mut seed = 1u32;
+    let mut rnd = move || {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        ((seed >> 16) % 120) as u8
+    };
+    for (c, name) in CLASSES.iter().enumerate() {
+        for k in 0..30 {
+            let img = RgbImage::from_fn(48, 48, |_, _| {
+                let mut px = [rnd(), rnd(), rnd()];
+                px[c] = px[c].saturating_add(110);
+                Rgb(px)
+            });
+            let f = dir.join(format!("{name}_{k}.png"));
+            img.save(&f).unwrap();
+            files.push(f);
+        }
+    }
+    files
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("fastai-learner-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn learner(dir: &Path, pretrained: bool) -> Learner {
+    let files = make_data(dir);
+    let opts = DataOptions::default()
+        .size(64)
+        .bs(8)
+        .num_workers(2)
+        .device(Device::Cpu);
+    let data = ImageDataBunch::from_name_re(dir, &files, r"/([a-z]+)_\d+.png$", opts)
+        .unwrap()
+        .normalize(imagenet_stats());
+    let lo = LearnerOptions {
+        pretrained,
+        ..Default::default()
+    };
+    cnn_learner_with(data, models::mobilenet_v2, &[error_rate, accuracy], lo).unwrap()
+}
+
+fn values(learn: &Learner) -> BTreeMap<String, Tensor> {
+    learn
+        .vs
+        .variables()
+        .into_iter()
+        .map(|(n, t)| (n, t.detach().copy()))
+        .collect()
+}
+
+#[test]
+fn learns_a_learnable_task_with_a_pretrained_body() {
+    let dir = tmp("learns");
+    let mut learn = learner(&dir, true);
+    learn.fit_one_cycle(3, Some(Lr::Stop(1e-2))).unwrap();
+    let (loss, metrics) = learn.validate().unwrap();
+    assert_eq!(metrics[0].0, "error_rate");
+    assert!(
+        metrics[0].1 <= 0.1,
+        "error rate {} (valid loss {loss})",
+        metrics[0].1
+    );
+    assert_eq!(learn.recorder.valid_losses.len(), 3);
+    assert_eq!(learn.recorder.lrs.len(), 3 * learn.data.train_dl.len());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn freezing_keeps_frozen_weights_bit_identical() {
+    let dir = tmp("freeze");
+    let mut learn = learner(&dir, true);
+    assert_eq!(learn.frozen_to(), 2);
+    let before = values(&learn);
+    learn.fit(1, 1e-2).unwrap();
+    let after = values(&learn);
+    let mut changed_bn = 0;
+    for (name, t) in &before {
+        let same = t.equal(&after[name]);
+        if name.starts_with("head.") {
+            assert!(
+                !same || name.ends_with("num_batches_tracked"),
+                "head weight {name} did not train"
+            );
+        } else if t.dim() == 1 {
+            changed_bn += usize::from(!same); // BatchNorm weights and statistics train
+        } else {
+            assert!(same, "frozen {name} changed");
+        }
+    }
+    assert!(
+        changed_bn > 100,
+        "only {changed_bn} BatchNorm tensors changed"
+    );
+    // Unfrozen, the body trains too.
+    learn.unfreeze();
+    let before = values(&learn);
+    learn.fit(1, 1e-3).unwrap();
+    assert!(!before["features.0.0.weight"].equal(&learn.vs.variables()["features.0.0.weight"]));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn lr_find_restores_weights_and_suggests_a_sensible_rate() {
+    let dir = tmp("lrfind");
+    let mut learn = learner(&dir, true);
+    let before = values(&learn);
+    let found = learn.lr_find().unwrap();
+    for (name, t) in values(&learn) {
+        assert!(t.equal(&before[&name]), "{name} not restored");
+    }
+    assert!(found.points.len() >= 20, "{} points", found.points.len());
+    assert!(
+        found.points.windows(2).all(|w| w[1].0 > w[0].0),
+        "rates grow"
+    );
+    // The known good range for this head is about 1e-3..1e-1 (fit(1e-2) learns it quickly).
+    assert!(
+        found.lr_valley > 1e-4 && found.lr_valley < 0.5,
+        "valley {:e}",
+        found.lr_valley
+    );
+    let (png, lr) = learn.recorder.plot_png().unwrap();
+    assert_eq!(lr, found.lr_steep);
+    assert!(png.starts_with(b"\x89PNG"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn save_load_and_export_predict_round_trip() {
+    let dir = tmp("save");
+    let mut learn = learner(&dir, true);
+    learn.fit(1, 1e-2).unwrap();
+    let (p1, _) = learn.get_preds().unwrap();
+    let saved = learn.save("stage-1").unwrap();
+    assert!(saved.ends_with("models/stage-1.safetensors"));
+    learn.fit(1, 1e-2).unwrap();
+    let (p2, _) = learn.get_preds().unwrap();
+    assert!(!p1.equal(&p2));
+    learn.load("stage-1").unwrap();
+    let (p3, _) = learn.get_preds().unwrap();
+    assert!(p1.equal(&p3), "load restores the saved predictions exactly");
+
+    let file = learn.data.valid_ds.items[0].clone();
+    let (class, idx, probs) = learn.predict(&file).unwrap();
+    let exported = learn.export(None).unwrap();
+    let predictor = load_learner_on(&exported, Device::Cpu).unwrap();
+    assert_eq!(predictor.info.classes, learn.data.classes);
+    let (class2, idx2, probs2) = predictor.predict(&file).unwrap();
+    assert_eq!((class.as_str(), idx), (class2.as_str(), idx2));
+    assert!(probs.equal(&probs2));
+    assert!((probs.sum(Kind::Float).double_value(&[]) - 1.0).abs() < 1e-5);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+use fastai::learner::export::load_learner_on;
+
+#[test]
+fn bad_files_are_errors_and_change_nothing() {
+    let dir = tmp("bad");
+    let mut learn = learner(&dir, true);
+    learn.save("good").unwrap();
+    let before = values(&learn);
+    std::fs::write(
+        learn.model_dir.join("broken.safetensors"),
+        b"not a weight file",
+    )
+    .unwrap();
+    let err = learn.load("broken").unwrap_err().to_string();
+    assert!(err.contains("broken.safetensors"), "{err}");
+    assert!(
+        learn
+            .load("nothing-here")
+            .unwrap_err()
+            .to_string()
+            .contains("good"),
+        "lists saved models"
+    );
+    for (name, t) in values(&learn) {
+        assert!(t.equal(&before[&name]));
+    }
+    // A model saved from another architecture does not load.
+    let other = tmp("bad-other");
+    let files = make_data(&other);
+    let opts = DataOptions::default().size(32).bs(8).device(Device::Cpu);
+    let data = ImageDataBunch::from_name_re(&other, &files, r"/([a-z]+)_\d+.png$", opts).unwrap();
+    let lo = LearnerOptions {
+        pretrained: false,
+        ..Default::default()
+    };
+    let r18 = cnn_learner_with(data, models::resnet18, &[error_rate], lo).unwrap();
+    let p = r18.save("r18").unwrap();
+    std::fs::copy(&p, learn.model_dir.join("r18.safetensors")).unwrap();
+    assert!(learn.load("r18").is_err());
+    assert!(
+        load_learner_on(learn.model_dir.join("good.safetensors"), Device::Cpu).is_err(),
+        "not an export"
+    );
+    // Saving leaves no temporary files behind.
+    let names: Vec<String> = std::fs::read_dir(&learn.model_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains("tmp")), "{names:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&other).unwrap();
+}
+
+struct InterruptAt(usize);
+impl Callback for InterruptAt {
+    fn after_batch(&mut self, s: &mut FitState) {
+        if s.iter == self.0 {
+            interrupt::request();
+        }
+    }
+}
+
+#[test]
+fn an_interrupt_stops_within_one_batch_and_the_next_fit_continues() {
+    let dir = tmp("interrupt");
+    let mut learn = learner(&dir, true);
+    learn.callbacks.push(Box::new(InterruptAt(2)));
+    learn.fit(3, 1e-3).unwrap();
+    assert_eq!(
+        learn.recorder.losses.len(),
+        2,
+        "stopped right after batch 2"
+    );
+    learn.callbacks.clear();
+    learn.fit(1, 1e-3).unwrap();
+    assert_eq!(
+        learn.recorder.losses.len(),
+        learn.data.train_dl.len(),
+        "a full epoch afterwards"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_diverging_loss_stops_with_a_clear_message() {
+    let dir = tmp("nan");
+    let mut learn = learner(&dir, false);
+    learn.unfreeze();
+    let err = learn.fit(2, 1e6).unwrap_err().to_string();
+    assert!(
+        err.contains("learning rate") && err.contains("epoch"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
