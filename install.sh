@@ -168,6 +168,11 @@ cargo build --release --locked -j "$JOBS" --workspace ||
 "$ROOT/target/release/fastai-kernel" install --sys-prefix "$VENV" --libtorch "$LIBTORCH" ||
   fail "could not register the kernelspec"
 
+step "Preloading the library into the kernel's build folders (first time: about 4 minutes)"
+# Two kernels can then start at once without compiling libtorch's bindings (see kernel/src/preload.rs).
+LIBTORCH="$LIBTORCH" "$ROOT/target/release/fastai-kernel" prepare --slots 2 2>&1 | grep -v '^ *Compiling ' ||
+  fail "could not compile the library for the kernel (see above); re-run ./install.sh"
+
 # ------------------------------------------------------------------ 6. offline assets
 if [ "$SKIP_ASSETS" = 1 ]; then
   step "Offline assets: skipped (--skip-assets)"

@@ -89,3 +89,12 @@ def test_kernel_info_reports_rust(kernel):
     info = kernel.client.get_shell_msg(timeout=10)["content"]
     assert info["language_info"]["name"] == "rust"
     assert info["implementation"] == "fastai-kernel"
+
+
+def test_the_library_is_preloaded(kernel):
+    # No :dep needed: `use fastai::vision::*;` is in effect from the start.
+    cell = kernel.run('format!("{}", device_info())')
+    assert cell.status == "ok", cell.reply["content"]
+    assert "CPU" in cell.result() or "CUDA" in cell.result()
+    cell = kernel.run("let t = Tensor::ones([2, 3], (Kind::Float, Device::Cpu)) * 2;\nt.sum(Kind::Float).double_value(&[])")
+    assert cell.result() == "12.0"

@@ -49,3 +49,18 @@ def test_saved_notebook_holds_the_final_state(tmp_path):
     outputs = nb.cells[0].outputs
     texts = [o.get("data", {}).get("text/plain") or o.get("text") for o in outputs]
     assert texts == ["99%", "second output", "plain line\n"], texts
+
+
+def test_library_displays_reach_the_notebook(kernel):
+    code = r'''
+let h = DisplayHandle::new(&Rich::text("step 0"));
+for i in 1..=2 { h.update(&Rich::text(format!("step {i}"))); }
+let png = fastai::display::figure::image_grid(&[(fastai::image::RgbImage::new(8, 8), "x".to_string())], 1, 1, (1.0, 1.0));
+display(&Rich::png(png, "a figure"));
+'''
+    cell = kernel.run(code)
+    assert cell.status == "ok", cell.reply["content"]
+    shown = cell.of_type("display_data")
+    assert shown[0]["data"]["text/plain"] == "step 0"
+    assert [u["data"]["text/plain"] for u in cell.of_type("update_display_data")] == ["step 1", "step 2"]
+    assert shown[1]["data"]["image/png"].startswith("iVBORw0KGgo")

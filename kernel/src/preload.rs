@@ -110,9 +110,28 @@ pub fn prepare(args: &[String]) -> Result<()> {
     crate::server::prepare_cell_environment();
     // Lock the slots one after the other, keeping each lock while it is compiled.
     let mut held = Vec::new();
-    for _ in 0..slots {
+    for n in 0..slots {
         let slot = acquire_slot()?;
         let t0 = Instant::now();
+        // A copy of the first slot's build saves compiling the dependencies again (cargo's
+        // fingerprints do not depend on the build folder's location).
+        if n > 0 && !slot.dir.join("target").exists() {
+            if let Some(first) = held.first() {
+                let first: &Slot = first;
+                let status = std::process::Command::new("cp")
+                    .arg("-a")
+                    .arg(first.dir.join("target"))
+                    .arg(slot.dir.join("target"))
+                    .status();
+                if !status.is_ok_and(|s| s.success()) {
+                    eprintln!(
+                        "(could not copy {}; compiling instead)",
+                        first.dir.display()
+                    );
+                    let _ = std::fs::remove_dir_all(slot.dir.join("target"));
+                }
+            }
+        }
         // SAFETY of set_var: single-threaded here (no engine or runtime started yet).
         std::env::set_var("EVCXR_TMPDIR", &slot.dir);
         let (mut ctx, outputs) =

@@ -14,6 +14,8 @@ pub mod models;
 pub use config::{data_dir, home, models_dir, OfflineWeights};
 pub use device::{device, device_info, DeviceInfo};
 pub use error::{Error, Result};
+/// The `image` crate (its `RgbImage` is what `open_image` returns), for notebooks that need it.
+pub use image;
 
 /// Everything a vision notebook needs, in one import.
 pub mod vision {

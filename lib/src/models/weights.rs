@@ -59,6 +59,28 @@ pub fn pretrained_path(arch: Arch) -> Result<PathBuf> {
 /// ones whose names start with one of `skip` (a new head). Extra tensors in the file (the
 /// original classifier) are ignored.
 pub fn load_pretrained(vs: &mut VarStore, path: &std::path::Path, skip: &[&str]) -> Result<()> {
+    // Shapes first: libtorch's copy would broadcast a wrongly shaped tensor without a word.
+    let file: std::collections::HashMap<String, Vec<i64>> = tch::Tensor::read_safetensors(path)
+        .map_err(|e| {
+            Error::Msg(format!(
+                "{} is not a readable safetensors file: {e}. Delete it to download it again",
+                path.display()
+            ))
+        })?
+        .into_iter()
+        .map(|(n, t)| (n, t.size()))
+        .collect();
+    for (name, var) in vs.variables() {
+        if let Some(shape) = file.get(&name) {
+            if *shape != var.size() {
+                return Err(Error::Msg(format!(
+                    "{}: tensor {name} has shape {shape:?} but the model needs {:?}: not this architecture's weights",
+                    path.display(),
+                    var.size()
+                )));
+            }
+        }
+    }
     let missing = vs.load_partial(path).map_err(|e| {
         Error::Msg(format!(
             "{} does not fit the model: {e}. Delete the file to download it again",
