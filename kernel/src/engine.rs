@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::process::Child;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,7 +37,15 @@ pub enum Outcome {
     ProcessDied(String),
     /// Any other failure evcxr reports.
     Failed(String),
+    /// Stopped by an interrupt. `killed`: it did not stop within the grace period after
+    /// SIGINT, or SIGINT ended it; either way the process restarted and variables were lost.
+    Interrupted { killed: bool },
 }
+
+/// Interrupt states of the running cell.
+const NOT_INTERRUPTED: u8 = 0;
+const SIGINT_SENT: u8 = 1;
+const KILLED: u8 = 2;
 
 /// A completion answer, in byte offsets of the code.
 pub struct Completion {
@@ -54,6 +63,9 @@ enum Request {
 pub struct Engine {
     requests: Sender<Request>,
     child: Arc<Mutex<Option<Arc<Mutex<Child>>>>>,
+    /// Sequence number of the cell running now (0: none).
+    running: Arc<AtomicU64>,
+    interrupt: Arc<AtomicU8>,
 }
 
 impl Engine {
@@ -61,14 +73,24 @@ impl Engine {
     pub fn start(sink: OutputSink, preload: Option<String>) -> Engine {
         let (tx, rx) = crossbeam_channel::unbounded::<Request>();
         let child = Arc::new(Mutex::new(None));
-        let child2 = child.clone();
+        let (running, interrupt) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU8::new(NOT_INTERRUPTED)),
+        );
+        let flags = CellFlags {
+            child: child.clone(),
+            running: running.clone(),
+            interrupt: interrupt.clone(),
+        };
         std::thread::Builder::new()
             .name("evcxr-engine".into())
-            .spawn(move || engine_thread(rx, sink, child2, preload))
+            .spawn(move || engine_thread(rx, sink, flags, preload))
             .expect("cannot start the engine thread");
         Engine {
             requests: tx,
             child,
+            running,
+            interrupt,
         }
     }
 
@@ -89,8 +111,40 @@ impl Engine {
         rx.await.ok().flatten()
     }
 
-    /// Stops the running cell by killing the cell process (its variables are lost; evcxr starts
-    /// a new process). Returns false when there is no process yet.
+    /// Interrupts the running cell: SIGINT to the cell process (fastai's training loop stops at
+    /// the next batch and keeps the model); if the same cell still runs after `grace`, the
+    /// process is killed as a last resort (variables lost). Does nothing between cells.
+    pub fn interrupt(&self, grace: Duration) {
+        let cell = self.running.load(Ordering::SeqCst);
+        let Some(handle) = self.child.lock().unwrap().clone() else {
+            return;
+        };
+        if cell == 0 {
+            return;
+        }
+        let pid = handle.lock().unwrap().id();
+        self.interrupt.store(SIGINT_SENT, Ordering::SeqCst);
+        // SAFETY: sending a signal to our own child process.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGINT);
+        }
+        let (running, interrupt) = (self.running.clone(), self.interrupt.clone());
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + grace;
+            while Instant::now() < deadline {
+                if running.load(Ordering::SeqCst) != cell {
+                    return; // it stopped
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if running.load(Ordering::SeqCst) == cell {
+                interrupt.store(KILLED, Ordering::SeqCst);
+                let _ = handle.lock().unwrap().kill();
+            }
+        });
+    }
+
+    /// Kills the cell process (shutdown). Returns false when there is no process yet.
     pub fn kill_cell_process(&self) -> bool {
         let handle = self.child.lock().unwrap().clone();
         match handle {
@@ -103,12 +157,21 @@ impl Engine {
     }
 }
 
+/// What the engine thread shares with interrupt requests.
+struct CellFlags {
+    child: Arc<Mutex<Option<Arc<Mutex<Child>>>>>,
+    running: Arc<AtomicU64>,
+    interrupt: Arc<AtomicU8>,
+}
+
 fn engine_thread(
     rx: Receiver<Request>,
     sink: OutputSink,
-    child: Arc<Mutex<Option<Arc<Mutex<Child>>>>>,
+    flags: CellFlags,
     preload: Option<String>,
 ) {
+    let child = flags.child.clone();
+    let mut seq = 0u64;
     let (mut ctx, outputs) = match CommandContext::new() {
         Ok(x) => x,
         Err(e) => {
@@ -157,7 +220,19 @@ fn engine_thread(
                 if let Some(note) = preload_error.take() {
                     sink(Stream::Stderr, note);
                 }
-                let outcome = match ctx.execute(&code) {
+                seq += 1;
+                flags.interrupt.store(NOT_INTERRUPTED, Ordering::SeqCst);
+                flags.running.store(seq, Ordering::SeqCst);
+                let result = ctx.execute(&code);
+                flags.running.store(0, Ordering::SeqCst);
+                let interrupted = flags.interrupt.swap(NOT_INTERRUPTED, Ordering::SeqCst);
+                let outcome = match result {
+                    Err(evcxr::Error::SubprocessTerminated(_))
+                        if interrupted != NOT_INTERRUPTED =>
+                    {
+                        Outcome::Interrupted { killed: true }
+                    }
+                    Ok(_) if interrupted == SIGINT_SENT => Outcome::Interrupted { killed: false },
                     Ok(out) => Outcome::Ok(out.content_by_mime_type),
                     Err(evcxr::Error::CompilationErrors(errors)) => Outcome::CompileErrors {
                         evalue: crate::errors::summary(&errors),

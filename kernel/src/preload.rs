@@ -44,10 +44,12 @@ pub fn cache_dir() -> PathBuf {
         })
 }
 
-/// The code every kernel runs first: the library as a dependency, and the lesson's import.
+/// The code every kernel runs first: the library as a dependency, the lesson's import, and the
+/// library's SIGINT handler (so the stop button ends training at the next batch instead of
+/// killing the process; loops of the user's own can check `interrupted()`).
 pub fn preload_code(lib: &std::path::Path) -> String {
     format!(
-        ":dep fastai = {{ path = {:?} }}\nuse fastai::vision::*;",
+        ":dep fastai = {{ path = {:?} }}\nuse fastai::vision::*;\nfastai::learner::interrupt::install();",
         lib.display().to_string()
     )
 }

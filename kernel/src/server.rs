@@ -195,7 +195,7 @@ async fn control_loop(
         let _ = iopub.send(Status::busy().as_child_of(&msg));
         match &msg.content {
             JupyterMessageContent::InterruptRequest(_) => {
-                engine.kill_cell_process();
+                engine.interrupt(interrupt_grace());
                 let _ = control.send(InterruptReply::new().as_child_of(&msg)).await;
             }
             JupyterMessageContent::ShutdownRequest(req) => {
@@ -217,6 +217,16 @@ async fn control_loop(
         }
         let _ = iopub.send(Status::idle().as_child_of(&msg));
     }
+}
+
+/// How long a cell may take to stop after SIGINT before its process is killed
+/// (`FASTAI_INTERRUPT_GRACE` seconds, default 10: longer than one training batch on a CPU).
+fn interrupt_grace() -> Duration {
+    let secs = std::env::var("FASTAI_INTERRUPT_GRACE")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .unwrap_or(10.0);
+    Duration::from_secs_f64(secs.max(0.0))
 }
 
 async fn shutdown(engine: &Engine) -> ! {
@@ -335,6 +345,20 @@ impl Kernel {
                 vec![],
             )),
             Outcome::Failed(m) => Some(("Error".to_string(), m, vec![])),
+            Outcome::Interrupted { killed: false } => Some((
+                "Interrupted".to_string(),
+                "the cell stopped at the interrupt; variables are kept (a model being trained keeps \
+                 the weights it had)"
+                    .to_string(),
+                vec![],
+            )),
+            Outcome::Interrupted { killed: true } => Some((
+                "Interrupted".to_string(),
+                "the cell did not stop at the interrupt, so its process was ended; all variables \
+                 were lost and a fresh process was started: re-run the cells above this one"
+                    .to_string(),
+                vec![],
+            )),
         };
         match error {
             None => ExecuteReply {

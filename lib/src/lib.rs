@@ -28,6 +28,7 @@ pub mod vision {
     pub use crate::device::{device, device_info, DeviceInfo};
     pub use crate::display::{clear_output, display, DisplayHandle, Rich};
     pub use crate::learner::export::{load_learner, Predictor};
+    pub use crate::learner::interrupt::interrupted;
     pub use crate::learner::metrics::{accuracy, error_rate, top_k_accuracy, Metric};
     pub use crate::learner::optim::{slice, slice_stop, Lr};
     pub use crate::learner::{cnn_learner, cnn_learner_with, Learner, LearnerOptions};

@@ -6,17 +6,68 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+/// Where the flag's address is published: `<pid>:<address>`.
+const ENV: &str = "FASTAI_SIGINT_FLAG";
 
-fn flag() -> &'static Arc<AtomicBool> {
-    FLAG.get_or_init(|| {
-        let f = Arc::new(AtomicBool::new(false));
+/// The process's one flag.
+///
+/// evcxr compiles every notebook cell into its own shared library, and each carries its own copy
+/// of this crate's statics - so a plain `static` would give every cell a different flag, set by
+/// whichever handler happens to run. The first copy therefore creates the flag (leaked: it lives
+/// as long as the process), registers the handler, and publishes the flag's address in the
+/// environment; later copies use that address. The pid in the value keeps child processes, which
+/// inherit the environment, from using an address that is not theirs.
+fn flag() -> &'static AtomicBool {
+    static LOCAL: OnceLock<&'static AtomicBool> = OnceLock::new();
+    LOCAL.get_or_init(|| {
+        let me = std::process::id();
+        if let Ok(v) = std::env::var(ENV) {
+            if let Some((pid, addr)) = v.split_once(':') {
+                if pid.parse::<u32>() == Ok(me) {
+                    if let Ok(addr) = addr.parse::<usize>() {
+                        // SAFETY: published below by this same process, pointing at a leaked
+                        // (never freed) AtomicBool.
+                        return unsafe { &*(addr as *const AtomicBool) };
+                    }
+                }
+            }
+        }
+        let shared = Arc::new(AtomicBool::new(false));
         // Order matters: the conditional default first (acts only if the flag is already set).
-        let _ =
-            signal_hook::flag::register_conditional_default(signal_hook::consts::SIGINT, f.clone());
-        let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, f.clone());
-        f
+        let _ = signal_hook::flag::register_conditional_default(
+            signal_hook::consts::SIGINT,
+            shared.clone(),
+        );
+        let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, shared.clone());
+        let flag: &'static AtomicBool = {
+            let ptr = Arc::as_ptr(&shared);
+            std::mem::forget(shared); // never freed: the handlers and later cells point at it
+                                      // SAFETY: the Arc's allocation is leaked above, so the reference is valid forever.
+            unsafe { &*ptr }
+        };
+        std::env::set_var(ENV, format!("{me}:{}", flag as *const AtomicBool as usize));
+        flag
     })
+}
+
+/// Installs the SIGINT handler (idempotent). The fastai kernel does this when it starts, so that
+/// the stop button never kills a cell that checks [`interrupted`]; training installs it too.
+pub fn install() {
+    let _ = flag();
+}
+
+/// Whether the stop button (SIGINT) was pressed since the last check; checking clears it.
+/// Call it in long loops of your own to make them stoppable without losing variables:
+///
+/// ```no_run
+/// # use fastai::vision::*;
+/// for step in 0.. {
+///     if interrupted() { println!("stopped at step {step}"); break; }
+///     // ... work ...
+/// }
+/// ```
+pub fn interrupted() -> bool {
+    flag().swap(false, Ordering::SeqCst)
 }
 
 /// Installs the handler (once) and clears the flag: call when training starts.
@@ -26,14 +77,12 @@ pub fn arm() {
 
 /// Whether an interrupt arrived since [`arm`].
 pub fn requested() -> bool {
-    FLAG.get().is_some_and(|f| f.load(Ordering::SeqCst))
+    flag().load(Ordering::SeqCst)
 }
 
 /// Clears the flag (after the loop has stopped because of it).
 pub fn clear() {
-    if let Some(f) = FLAG.get() {
-        f.store(false, Ordering::SeqCst);
-    }
+    flag().store(false, Ordering::SeqCst);
 }
 
 /// Raises the flag as an interrupt would (for tests and for stopping from code).

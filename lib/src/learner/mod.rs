@@ -421,6 +421,10 @@ impl Learner {
         let (mut outs, mut ys) = (Vec::new(), Vec::new());
         let _guard = tch::no_grad_guard();
         for b in self.data.valid_dl.iter() {
+            if interrupt::requested() {
+                interrupt::clear();
+                bail!("interrupted during validation; the weights are kept as they are");
+            }
             outs.push(self.model.forward_t(&b.x, false).to_device(Device::Cpu));
             ys.push(b.y.to_device(Device::Cpu));
         }
