@@ -98,3 +98,11 @@ def test_the_library_is_preloaded(kernel):
     assert "CPU" in cell.result() or "CUDA" in cell.result()
     cell = kernel.run("let t = Tensor::ones([2, 3], (Kind::Float, Device::Cpu)) * 2;\nt.sum(Kind::Float).double_value(&[])")
     assert cell.result() == "12.0"
+
+
+def test_an_error_returned_with_question_mark_is_an_error(kernel):
+    cell = kernel.run('let files = get_image_files("/no/such/folder")?;')
+    assert cell.status == "error", cell.reply["content"]
+    assert "/no/such/folder" in cell.reply["content"]["evalue"] and "does not exist" in cell.reply["content"]["evalue"]
+    assert "FASTAI_ERROR" not in cell.stderr
+    assert kernel.run("3 + 4").result() == "7"

@@ -46,10 +46,12 @@ pub fn cache_dir() -> PathBuf {
 
 /// The code every kernel runs first: the library as a dependency, the lesson's import, and the
 /// library's SIGINT handler (so the stop button ends training at the next batch instead of
-/// killing the process; loops of the user's own can check `interrupted()`).
+/// killing the process; loops of the user's own can check `interrupted()`). `:efmt {:?}` makes
+/// evcxr print errors returned with `?` through `Debug`, which for fastai's errors carries the
+/// marker that lets the kernel report the cell as failed.
 pub fn preload_code(lib: &std::path::Path) -> String {
     format!(
-        ":dep fastai = {{ path = {:?} }}\nuse fastai::vision::*;\nfastai::learner::interrupt::install();",
+        ":efmt {{:?}}\n:dep fastai = {{ path = {:?} }}\nuse fastai::vision::*;\nfastai::learner::interrupt::install();",
         lib.display().to_string()
     )
 }

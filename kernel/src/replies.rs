@@ -81,7 +81,11 @@ pub fn panic_message(stderr: &[String]) -> String {
                 .unwrap_or("")
                 .trim()
                 .trim_end_matches(':');
-            let message = stderr.get(i + 1).map(String::as_str).unwrap_or("");
+            // (a fastai error unwrapped in the cell carries the kernel's error marker: drop it)
+            let message = stderr
+                .get(i + 1)
+                .map(|m| m.replace("FASTAI_ERROR ", ""))
+                .unwrap_or_default();
             if location.is_empty() {
                 message.to_string()
             } else {

@@ -83,6 +83,8 @@ pub fn prepare_cell_environment() {
 struct CellState {
     parent: Option<JupyterMessage>,
     stderr: Vec<String>,
+    /// An error the library reported for this cell (an `Err` returned with `?`).
+    error: Option<String>,
 }
 
 struct Kernel {
@@ -153,6 +155,11 @@ fn output_sink(
     Arc::new(move |stream, line| {
         let mut state = cell.lock().unwrap();
         if stream == Stream::Stderr {
+            if let Some(msg) = line.strip_prefix(ERROR_PREFIX) {
+                // `?` returned a fastai error: evcxr printed it and reports success; we do not.
+                state.error.get_or_insert_with(|| msg.to_string());
+                return;
+            }
             if line.contains("panicked at") {
                 panicked.store(true, Ordering::SeqCst);
             } else if panicked.load(Ordering::SeqCst) && is_backtrace_line(&line) {
@@ -178,6 +185,9 @@ fn output_sink(
         let _ = iopub.send(msg);
     })
 }
+
+/// The prefix of an error the library reported (`fastai::error::ERROR_MARKER`).
+const ERROR_PREFIX: &str = "FASTAI_ERROR ";
 
 async fn control_loop(
     mut control: KernelControlConnection,
@@ -312,17 +322,21 @@ impl Kernel {
             let mut cell = self.cell.lock().unwrap();
             cell.parent = Some(msg.clone());
             cell.stderr.clear();
+            cell.error = None;
         }
         self.panicked.store(false, Ordering::SeqCst);
 
         let outcome = self.engine.execute(req.code.clone()).await;
 
-        let stderr = {
+        let (stderr, library_error) = {
             let mut cell = self.cell.lock().unwrap();
             cell.parent = None;
-            std::mem::take(&mut cell.stderr)
+            (std::mem::take(&mut cell.stderr), cell.error.take())
         };
         let error = match outcome {
+            Outcome::Ok(_) if library_error.is_some() => {
+                Some(("Error".to_string(), library_error.unwrap_or_default(), vec![]))
+            }
             Outcome::Ok(_) if self.panicked.load(Ordering::SeqCst) => {
                 Some(("panic".to_string(), panic_message(&stderr), vec![]))
             }

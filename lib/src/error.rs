@@ -4,7 +4,6 @@ use std::fmt;
 
 use crate::data::DataError;
 
-#[derive(Debug)]
 pub enum Error {
     /// From the data layer (files, downloads, images, labels).
     Data(DataError),
@@ -24,6 +23,28 @@ impl fmt::Display for Error {
             Error::Torch(e) => write!(f, "libtorch: {e}"),
             Error::Msg(m) => f.write_str(m),
         }
+    }
+}
+
+/// `{:?}` shows the message (what `?` in a notebook cell prints); in the fastai kernel it is
+/// marked so the kernel reports the cell as failed (see [`debug_message`]).
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        debug_message(f, &self.to_string())
+    }
+}
+
+/// The line prefix that tells the fastai kernel "this cell failed with this error".
+pub const ERROR_MARKER: &str = "FASTAI_ERROR ";
+
+/// Writes `msg` for `{:?}`: evcxr prints an error that `?` returned from a cell with `{:?}` and
+/// still reports success, so in the fastai kernel the message carries [`ERROR_MARKER`] and the
+/// kernel turns it into an error reply (and "Run all" stops there).
+pub fn debug_message(f: &mut fmt::Formatter<'_>, msg: &str) -> fmt::Result {
+    if crate::display::frontend() == crate::display::Frontend::FastaiKernel && !f.alternate() {
+        write!(f, "{ERROR_MARKER}{}", msg.replace('\n', " "))
+    } else {
+        f.write_str(msg)
     }
 }
 

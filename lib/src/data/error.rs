@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 /// An error from the data layer. Each message says what was expected, what was found and what
 /// to do about it.
-#[derive(Debug)]
 pub enum DataError {
     /// A file-system operation failed. `op` says what was being done ("creating folder", ...).
     Io {
@@ -108,6 +107,13 @@ impl fmt::Display for DataError {
             DataError::Label(msg) => f.write_str(msg),
             DataError::Other(msg) => f.write_str(msg),
         }
+    }
+}
+
+/// `{:?}` shows the message (see `fastai::error::debug_message`).
+impl fmt::Debug for DataError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        crate::error::debug_message(f, &self.to_string())
     }
 }
 
