@@ -64,3 +64,10 @@ display(&Rich::png(png, "a figure"));
     assert shown[0]["data"]["text/plain"] == "step 0"
     assert [u["data"]["text/plain"] for u in cell.of_type("update_display_data")] == ["step 1", "step 2"]
     assert shown[1]["data"]["image/png"].startswith("iVBORw0KGgo")
+
+
+def test_display_ids_differ_across_cells(kernel):
+    # Each cell is compiled with its own copy of the library's statics: ids must still be unique.
+    a = kernel.run('DisplayHandle::new(&Rich::text("a")).id().to_string()').result()
+    b = kernel.run('DisplayHandle::new(&Rich::text("b")).id().to_string()').result()
+    assert a != b

@@ -1,7 +1,7 @@
 //! The DataLoader: decodes and augments images on all cores, a few batches ahead of the model.
 //!
 //! Each epoch, a producer thread walks the (shuffled) batches in order; the images of one batch
-//! are decoded and augmented in parallel on a rayon pool, written straight into one `f32` buffer,
+//! are decoded and augmented in parallel by `num_workers` threads, written straight into one `f32` buffer,
 //! and handed over through a bounded channel, so the next batches are being prepared while the
 //! model trains on this one. Augmentation randomness comes from (seed, epoch, item), so a run is
 //! reproducible whatever the thread timing.
@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
 use super::image::open_image;
@@ -64,7 +63,7 @@ pub struct DataLoader {
     seed: u64,
     epoch: u64,
     prefetch: usize,
-    pool: Arc<rayon::ThreadPool>,
+    workers: usize,
     warned: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
@@ -84,11 +83,6 @@ impl DataLoader {
         } else {
             num_workers
         };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("fastai-loader-{i}"))
-            .build()
-            .expect("cannot start the loader threads");
         DataLoader {
             items: Arc::new(items),
             labels: Arc::new(labels),
@@ -102,7 +96,7 @@ impl DataLoader {
             seed: 42,
             epoch: 0,
             prefetch: 3,
-            pool: Arc::new(pool),
+            workers: threads.max(1),
             warned: Arc::new(Mutex::new(HashSet::new())),
         }
     }
@@ -134,7 +128,7 @@ impl DataLoader {
 
     /// How many decoding threads.
     pub fn num_workers(&self) -> usize {
-        self.pool.current_num_threads()
+        self.workers
     }
 
     /// The item order of the next epoch.
@@ -168,13 +162,12 @@ impl DataLoader {
             norm: self.stats.map(|s| (s.mean, s.std)),
         };
         let (tx, rx) = sync_channel::<(Vec<f32>, Vec<i64>, Vec<usize>)>(self.prefetch);
-        let pool = self.pool.clone();
-        let bs = self.bs;
+        let (bs, workers) = (self.bs, self.workers);
         std::thread::Builder::new()
             .name("fastai-loader".into())
             .spawn(move || {
                 for chunk in order.chunks(bs) {
-                    let batch = pool.install(|| job.load(chunk));
+                    let batch = job.load(chunk, workers);
                     if batch.2.is_empty() {
                         continue; // every file of this batch was unreadable
                     }
@@ -214,15 +207,35 @@ struct Job {
 }
 
 impl Job {
-    fn load(&self, chunk: &[usize]) -> (Vec<f32>, Vec<i64>, Vec<usize>) {
+    /// Loads the items of one batch on `workers` threads, each filling its share of the buffer.
+    ///
+    /// Scoped threads started per batch rather than a long-lived pool: in a notebook, every cell
+    /// is compiled with its own copy of this crate (and of rayon's thread-local state), so a pool
+    /// created by one cell cannot safely be driven from another. Starting two threads costs
+    /// microseconds; a batch takes tens of milliseconds.
+    fn load(&self, chunk: &[usize], workers: usize) -> (Vec<f32>, Vec<i64>, Vec<usize>) {
         let (h, w) = self.size;
         let per = 3 * h * w;
         let mut buf = vec![0f32; chunk.len() * per];
-        let ok: Vec<bool> = buf
-            .par_chunks_mut(per)
-            .zip(chunk.par_iter())
-            .map(|(out, &i)| self.load_one(i, out))
-            .collect();
+        let share = chunk.len().div_ceil(workers.max(1)).max(1);
+        let ok: Vec<bool> = std::thread::scope(|scope| {
+            let handles: Vec<_> = buf
+                .chunks_mut(share * per)
+                .zip(chunk.chunks(share))
+                .map(|(out, items)| {
+                    scope.spawn(move || {
+                        out.chunks_mut(per)
+                            .zip(items)
+                            .map(|(o, &i)| self.load_one(i, o))
+                            .collect::<Vec<bool>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("a loader thread panicked"))
+                .collect()
+        });
         if ok.iter().all(|&b| b) {
             let labels = chunk.iter().map(|&i| self.labels[i]).collect();
             return (buf, labels, chunk.to_vec());

@@ -176,11 +176,9 @@ pub struct DisplayHandle {
 impl DisplayHandle {
     /// Shows `r` and returns a handle to update it.
     pub fn new(r: &Rich) -> DisplayHandle {
-        let id = format!(
-            "fastai-{}-{}",
-            std::process::id(),
-            NEXT_ID.fetch_add(1, Ordering::Relaxed)
-        );
+        // Random, not a counter: every notebook cell has its own copy of this crate's statics
+        // (evcxr compiles cells separately), so a counter would repeat ids across cells.
+        let id = format!("fastai-{:016x}", rand::random::<u64>());
         show(r, Some(&id));
         DisplayHandle { id }
     }

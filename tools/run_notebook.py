@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Runs a notebook headless with the fastai kernel, as "Run all" would, and saves it with outputs.
+
+    .venv/bin/python tools/run_notebook.py notebooks/lesson1-offline.ipynb [-o OUT.ipynb] [--timeout S]
+
+Stops at the first cell that fails (the kernel reports panics, compile errors and errors returned
+with `?` as failures) and still saves what ran, so the failing cell can be read in JupyterLab.
+Prints the notebook's `result:` lines at the end. Exit status 0 only if every cell ran.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+KERNEL = "fastai-rust"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("notebook")
+    ap.add_argument("-o", "--output", help="where to save the executed notebook (default: NAME.executed.ipynb)")
+    ap.add_argument("--timeout", type=int, default=3600, help="seconds per cell (default 3600)")
+    a = ap.parse_args()
+    out = a.output or os.path.splitext(a.notebook)[0] + ".executed.ipynb"
+    nb = nbformat.read(a.notebook, as_version=4)
+    client = NotebookClient(nb, kernel_name=KERNEL, timeout=a.timeout, resources={"metadata": {"path": os.path.dirname(os.path.abspath(a.notebook))}})
+    t0 = time.time()
+    failed = None
+    try:
+        client.execute()
+    except CellExecutionError as e:
+        failed = e
+    except Exception as e:  # kernel died, timeout, no such kernel
+        failed = e
+    nbformat.write(nb, out)
+    ran = sum(1 for c in nb.cells if c.cell_type == "code" and c.get("execution_count"))
+    total = sum(1 for c in nb.cells if c.cell_type == "code")
+    print(f"ran {ran} of {total} code cells in {time.time() - t0:.0f} s; saved {out}")
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            text = o.get("text") or ""
+            for line in text.splitlines():
+                if line.lower().startswith("result:"):
+                    print(line)
+    if failed is not None:
+        print(f"\nstopped at a failing cell:\n{str(failed)[-3000:]}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
