@@ -106,3 +106,30 @@ def test_an_error_returned_with_question_mark_is_an_error(kernel):
     assert "/no/such/folder" in cell.reply["content"]["evalue"] and "does not exist" in cell.reply["content"]["evalue"]
     assert "FASTAI_ERROR" not in cell.stderr
     assert kernel.run("3 + 4").result() == "7"
+
+
+def test_two_kernels_run_cells_at_the_same_time(kernel):
+    import threading
+
+    from conftest import Kernel
+
+    other = Kernel()
+    try:
+        results = {}
+
+        def work(name, k):
+            results[name] = k.run(
+                'std::thread::sleep(std::time::Duration::from_millis(1500));\n'
+                'std::env::var("EVCXR_TMPDIR").unwrap()'
+            )
+
+        threads = [threading.Thread(target=work, args=(n, k)) for n, k in (("a", kernel), ("b", other))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results["a"].status == "ok" and results["b"].status == "ok"
+        # each kernel has its own (locked) build folder
+        assert results["a"].result() != results["b"].result()
+    finally:
+        other.close()
