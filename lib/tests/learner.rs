@@ -3,38 +3,18 @@
 //! export/load_learner/predict round-trip; an interrupt stops within one batch; bad files are
 //! errors that change nothing.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ::image::{Rgb, RgbImage};
+use common::colors::make_color_data;
 use fastai::learner::callback::{Callback, FitState};
 use fastai::learner::interrupt;
 use fastai::vision::*;
 
-const CLASSES: [&str; 3] = ["red", "green", "blue"];
-
-/// 30 noisy 48x48 images per class, the class being the dominant colour channel.
 fn make_data(dir: &Path) -> Vec<PathBuf> {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut files = Vec::new();
-    let mut seed = 1u32;
-    let mut rnd = move || {
-        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
-        ((seed >> 16) % 120) as u8
-    };
-    for (c, name) in CLASSES.iter().enumerate() {
-        for k in 0..30 {
-            let img = RgbImage::from_fn(48, 48, |_, _| {
-                let mut px = [rnd(), rnd(), rnd()];
-                px[c] = px[c].saturating_add(110);
-                Rgb(px)
-            });
-            let f = dir.join(format!("{name}_{k}.png"));
-            img.save(&f).unwrap();
-            files.push(f);
-        }
-    }
-    files
+    make_color_data(dir, 30, 1)
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -241,5 +221,22 @@ fn a_diverging_loss_stops_with_a_clear_message() {
         err.contains("learning rate") && err.contains("epoch"),
         "{err}"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn fine_tune_trains_frozen_then_unfrozen() {
+    let dir = tmp("finetune");
+    let mut learn = learner(&dir, true);
+    learn.fine_tune(1, None).unwrap();
+    assert_eq!(learn.frozen_to(), 0, "ends unfrozen");
+    assert_eq!(
+        learn.recorder.valid_losses.len(),
+        1,
+        "the recorder holds the unfrozen fit"
+    );
+    // the unfrozen phase peaks at lr/2 = 1e-3 for the head, 1e-5 for the first group
+    let peak = learn.recorder.lrs.iter().cloned().fold(0.0, f64::max);
+    assert!((peak - 1e-3).abs() < 1e-4, "peak lr {peak}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,34 +1,16 @@
 //! lr_find in its own process (the torch RNG is seeded, and no other test shares it): it restores
 //! the weights exactly and suggests a rate in the range known to work for this problem.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ::image::{Rgb, RgbImage};
+use common::colors::make_color_data;
 use fastai::vision::*;
 
-/// 60 noisy 48x48 images per class, the class being the dominant colour channel.
 fn make_data(dir: &Path) -> Vec<PathBuf> {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut files = Vec::new();
-    let mut seed = 7u32;
-    let mut rnd = move || {
-        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
-        ((seed >> 16) % 120) as u8
-    };
-    for (c, name) in ["red", "green", "blue"].iter().enumerate() {
-        for k in 0..60 {
-            let img = RgbImage::from_fn(48, 48, |_, _| {
-                let mut px = [rnd(), rnd(), rnd()];
-                px[c] = px[c].saturating_add(110);
-                Rgb(px)
-            });
-            let f = dir.join(format!("{name}_{k}.png"));
-            img.save(&f).unwrap();
-            files.push(f);
-        }
-    }
-    files
+    make_color_data(dir, 60, 7)
 }
 
 fn values(learn: &Learner) -> BTreeMap<String, Tensor> {

@@ -282,8 +282,8 @@ impl Learner {
         self.fit_with(epochs, &mut [&mut Sched(sched)])
     }
 
-    /// fastai v2's `fine_tune`: one frozen epoch, then `epochs` unfrozen with `slice(lr/100, lr)`
-    /// (`lr` defaults to 2e-3), both one-cycle.
+    /// fastai v2's `fine_tune`: one frozen one-cycle epoch at `lr` (default 2e-3, pct_start 0.99),
+    /// then `epochs` unfrozen with `slice(lr/200, lr/2)` and div_factor 5.
     pub fn fine_tune(&mut self, epochs: usize, base_lr: Option<f64>) -> Result<()> {
         let lr = base_lr.unwrap_or(2e-3);
         self.freeze();
@@ -292,7 +292,12 @@ impl Learner {
         s.pct_start = 0.99;
         self.fit_one_cycle_with(1, s)?;
         self.unfreeze();
-        self.fit_one_cycle(epochs, Some(Lr::Range(lr / 2.0 / 100.0, lr / 2.0)))
+        let mut s = OneCycle::new(
+            Lr::Range(lr / 2.0 / 100.0, lr / 2.0).per_group(N_GROUPS),
+            epochs * n,
+        );
+        s.div_factor = 5.0;
+        self.fit_one_cycle_with(epochs, s)
     }
 
     /// The training loop: `epochs` epochs over the training data, validation after each; the

@@ -1,1 +1,2 @@
+pub mod colors;
 pub mod http;
