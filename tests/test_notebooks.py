@@ -33,6 +33,8 @@ def test_lesson1_offline_runs_end_to_end(tmp_path):
     assert any("training images" in a for a in alts), alts  # show_batch
     assert any("lr_find" in a for a in alts), alts
     assert any("validation loss" in a for a in alts), alts
+    assert any("largest losses" in a for a in alts), alts  # plot_top_losses
+    assert any("confusion matrix" in a for a in alts), alts
     tables = [o["data"]["text/html"] for _, o in outputs(nb, "display_data") if "text/html" in o.get("data", {})]
     assert len(tables) >= 5 and all("<table" in t and "train_loss" in t for t in tables)
     # each training cell keeps its own table (4 epochs, then 1, ..., then 6 from scratch)

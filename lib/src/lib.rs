@@ -8,6 +8,7 @@ pub mod data;
 pub mod device;
 pub mod display;
 pub mod error;
+pub mod interpret;
 pub mod learner;
 pub mod models;
 
@@ -27,6 +28,7 @@ pub mod vision {
     };
     pub use crate::device::{device, device_info, DeviceInfo};
     pub use crate::display::{clear_output, display, DisplayHandle, Rich};
+    pub use crate::interpret::ClassificationInterpretation;
     pub use crate::learner::export::{load_learner, Predictor};
     pub use crate::learner::interrupt::interrupted;
     pub use crate::learner::metrics::{accuracy, error_rate, top_k_accuracy, Metric};
