@@ -171,45 +171,7 @@ fn bad_inputs_are_errors_that_say_what_was_expected() {
     assert!(e.contains("from_learner"), "{e}");
 }
 
-const PETS: [&str; 37] = [
-    "Abyssinian",
-    "Bengal",
-    "Birman",
-    "Bombay",
-    "British_Shorthair",
-    "Egyptian_Mau",
-    "Maine_Coon",
-    "Persian",
-    "Ragdoll",
-    "Russian_Blue",
-    "Siamese",
-    "Sphynx",
-    "american_bulldog",
-    "american_pit_bull_terrier",
-    "basset_hound",
-    "beagle",
-    "boxer",
-    "chihuahua",
-    "english_cocker_spaniel",
-    "english_setter",
-    "german_shorthaired",
-    "great_pyrenees",
-    "havanese",
-    "japanese_chin",
-    "keeshond",
-    "leonberger",
-    "miniature_pinscher",
-    "newfoundland",
-    "pomeranian",
-    "pug",
-    "saint_bernard",
-    "samoyed",
-    "scottish_terrier",
-    "shiba_inu",
-    "staffordshire_bull_terrier",
-    "wheaten_terrier",
-    "yorkshire_terrier",
-];
+use common::pets::BREEDS as PETS;
 
 /// 1,500 items over the 37 pets classes, mostly right, reproducibly.
 fn pets_like(n: usize) -> ClassificationInterpretation {

@@ -1,2 +1,3 @@
 pub mod colors;
 pub mod http;
+pub mod pets;
