@@ -126,7 +126,7 @@ impl Learner {
             points: Vec::new(),
         };
         let saved_metrics = std::mem::take(&mut self.metrics);
-        let result = self.fit_lr_find(epochs, &mut finder);
+        let result = self.fit_inner(epochs, &mut [&mut finder], false);
         self.metrics = saved_metrics;
         self.restore(&snapshot);
         self.rebuild_optimizer()?;
@@ -140,17 +140,6 @@ impl Learner {
             lr_min,
             lr_valley,
         })
-    }
-
-    fn fit_lr_find(&mut self, epochs: usize, finder: &mut Finder) -> Result<()> {
-        // Skip validation: only the training loss matters here.
-        let valid = std::mem::replace(&mut self.data.valid_dl.drop_last, true);
-        let saved_bs = self.data.valid_dl.bs;
-        self.data.valid_dl.bs = usize::MAX / 2; // drop_last with a huge batch: no batches at all
-        let r = self.fit_with(epochs, &mut [finder]);
-        self.data.valid_dl.bs = saved_bs;
-        self.data.valid_dl.drop_last = valid;
-        r
     }
 }
 

@@ -304,6 +304,17 @@ impl Learner {
     /// callbacks in `extra` (a schedule) run first, then the recorder, the progress display and
     /// the learner's own callbacks.
     pub fn fit_with(&mut self, epochs: usize, extra: &mut [&mut dyn Callback]) -> Result<()> {
+        self.fit_inner(epochs, extra, true)
+    }
+
+    /// [`Learner::fit_with`], optionally without the validation pass after each epoch (lr_find
+    /// only needs the training loss).
+    pub(crate) fn fit_inner(
+        &mut self,
+        epochs: usize,
+        extra: &mut [&mut dyn Callback],
+        validate: bool,
+    ) -> Result<()> {
         let n_batches = self.data.train_dl.len();
         if n_batches == 0 {
             bail!(
@@ -334,14 +345,19 @@ impl Learner {
             for c in user.iter_mut() {
                 cbs.push(c.as_mut());
             }
-            self.run_loop(&mut s, &mut cbs)
+            self.run_loop(&mut s, &mut cbs, validate)
         };
         self.recorder = recorder;
         self.callbacks = user;
         result
     }
 
-    fn run_loop(&mut self, s: &mut FitState, cbs: &mut [&mut dyn Callback]) -> Result<()> {
+    fn run_loop(
+        &mut self,
+        s: &mut FitState,
+        cbs: &mut [&mut dyn Callback],
+        validate: bool,
+    ) -> Result<()> {
         interrupt::arm();
         let mut smooth = SmoothLoss::default();
         cbs.iter_mut().for_each(|c| c.before_fit(s));
@@ -390,9 +406,11 @@ impl Learner {
                     break 'epochs;
                 }
             }
-            let (valid_loss, metrics) = self.validate()?;
-            s.valid_loss = Some(valid_loss);
-            s.metrics = metrics;
+            if validate {
+                let (valid_loss, metrics) = self.validate()?;
+                s.valid_loss = Some(valid_loss);
+                s.metrics = metrics;
+            }
             cbs.iter_mut().for_each(|c| c.after_epoch(s));
         }
         interrupt::clear();
