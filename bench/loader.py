@@ -11,6 +11,7 @@ transform in DataLoader worker processes. The numbers are the best epoch of 3 af
 """
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -73,7 +74,17 @@ def main():
     ap.add_argument("dir", nargs="?", default="/tmp/bench/photos")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--bs", type=int, default=64)
+    ap.add_argument("--side", choices=["ours", "torchvision"], help="run one side only and print a JSON line")
     a = ap.parse_args()
+    if a.side:
+        n = len([f for f in os.listdir(a.dir) if f.endswith(".jpg")])
+        if a.side == "ours":
+            rate, impl = ours_rate(a.dir, a.workers, a.bs), "fastai-rs"
+        else:
+            rate, tv = torchvision_rate(a.dir, a.workers, a.bs)
+            impl = f"torchvision + PIL (torch {tv})"
+        print(json.dumps({"impl": impl, "img_per_s": round(rate, 1), "images": n, "workers": a.workers, "bs": a.bs}))
+        return
     if not os.path.isdir(a.dir):
         subprocess.run([sys.executable, os.path.join(ROOT, "bench", "make_photos.py"), a.dir, "--n", "512"], check=True)
     ours = ours_rate(a.dir, a.workers, a.bs)

@@ -19,6 +19,7 @@ pub mod export;
 pub mod interrupt;
 pub mod lr_find;
 pub mod metrics;
+pub mod mixed;
 pub mod optim;
 pub mod plots;
 pub mod progress;
@@ -92,6 +93,8 @@ pub struct Learner {
     params: Vec<Param>,
     opt: COptimizer,
     frozen_to: usize,
+    /// Mixed precision: autocast plus this loss scaler (see [`Learner::to_fp16`]).
+    mixed: Option<mixed::LossScaler>,
 }
 
 /// A learner for transfer learning: `arch`'s pretrained body, fastai's head for the data's
@@ -183,6 +186,7 @@ impl Learner {
             params,
             opt,
             frozen_to: 0,
+            mixed: None,
         };
         learn.rebuild_optimizer()?;
         Ok(learn)
@@ -373,11 +377,7 @@ impl Learner {
                     self.opt.set_learning_rate_group(g, *lr)?;
                 }
                 self.opt.set_momentum(s.mom)?;
-                let loss = self
-                    .model
-                    .forward_t(&b.x, true)
-                    .cross_entropy_for_logits(&b.y);
-                let value = loss.double_value(&[]);
+                let value = self.train_step(&b.x, &b.y)?;
                 if !value.is_finite() {
                     failure = Some(format!(
                         "the training loss became {value} at epoch {epoch}, batch {} (learning rate {:.2e}): \
@@ -388,9 +388,6 @@ impl Learner {
                     s.stop_reason = failure.clone();
                     break 'epochs;
                 }
-                self.opt.zero_grad()?;
-                loss.backward();
-                self.opt.step()?;
                 s.loss = value;
                 s.smooth_loss = smooth.add(value);
                 s.iter += 1;
@@ -419,6 +416,75 @@ impl Learner {
             Some(f) => Err(Error::Msg(f)),
             None => Ok(()),
         }
+    }
+
+    /// One optimisation step on a batch (model in training mode): forward, cross-entropy,
+    /// backward, optimizer step at the learning rates and momentum last set. Returns the batch's
+    /// loss; a loss that is not finite is returned without a step, leaving the weights as they
+    /// were. `fit` calls this for every batch; benchmarks call it on fixed tensors.
+    ///
+    /// With [`Learner::to_fp16`], the forward pass runs under autocast and the loss is scaled for
+    /// `backward`; a step whose unscaled gradients are not finite is skipped (the weights stay
+    /// as they were) and the scale lowered.
+    pub fn train_step(&mut self, x: &Tensor, y: &Tensor) -> Result<f64> {
+        let Some(scaler) = self.mixed.as_mut() else {
+            let loss = self.model.forward_t(x, true).cross_entropy_for_logits(y);
+            let value = loss.double_value(&[]);
+            if value.is_finite() {
+                self.opt.zero_grad()?;
+                loss.backward();
+                self.opt.step()?;
+            }
+            return Ok(value);
+        };
+        let model = &self.model;
+        let loss = tch::autocast(true, || {
+            model
+                .forward_t(x, true)
+                .to_kind(Kind::Float)
+                .cross_entropy_for_logits(y)
+        });
+        let value = loss.double_value(&[]);
+        if value.is_finite() {
+            self.opt.zero_grad()?;
+            (loss * scaler.scale).backward();
+            let trainable = self.params.iter().map(|p| &p.tensor);
+            if scaler.unscale_and_check(trainable.filter(|t| t.requires_grad())) {
+                self.opt.step()?;
+            }
+        }
+        Ok(value)
+    }
+
+    /// fastai's `to_fp16()`: mixed precision training - float16 forward and backward passes
+    /// where they are safe (autocast) with float32 weights, and dynamic loss scaling (see
+    /// [`mixed`]). Autocast needs CUDA: on the CPU this prints a note and only the loss
+    /// scaling runs (no speed-up). `to_fp32()` turns it off.
+    pub fn to_fp16(&mut self) -> &mut Self {
+        if !self.device().is_cuda() {
+            println!(
+                "to_fp16: the model is on the CPU, where autocast does not run: training stays in \
+                 float32 (only the loss scaling is active). Mixed precision speeds up training on a CUDA GPU."
+            );
+        }
+        self.to_fp16_with(mixed::LossScaler::default())
+    }
+
+    /// [`Learner::to_fp16`] with a loss scaler of one's own (initial scale, growth interval).
+    pub fn to_fp16_with(&mut self, scaler: mixed::LossScaler) -> &mut Self {
+        self.mixed = Some(scaler);
+        self
+    }
+
+    /// Back to plain float32 training.
+    pub fn to_fp32(&mut self) -> &mut Self {
+        self.mixed = None;
+        self
+    }
+
+    /// The loss scaler when mixed precision is on.
+    pub fn loss_scaler(&self) -> Option<&mixed::LossScaler> {
+        self.mixed.as_ref()
     }
 
     /// Validation loss and metrics (model in eval mode, no gradients).

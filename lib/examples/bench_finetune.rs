@@ -1,0 +1,62 @@
+//! One epoch of the offline lesson's fine-tune, timed: `per_class` Fashion-MNIST training images of
+//! each class (the lesson notebook's data: `from_name_re`, 20% validation, `get_transforms()`,
+//! ImageNet normalization), ImageNet MobileNetV2 body, fastai's head, the body frozen, then
+//! `fit_one_cycle(1)` at fastai's default learning rate. bench/finetune.py runs the same recipe in
+//! Python fastai.
+//!
+//!     cargo run --release --example bench_finetune -- [PER_CLASS] [SIZE] [BS] [THREADS]
+//!
+//! Prints one JSON line: seconds for the epoch (training and validation), the error rate after it,
+//! the image counts and the peak resident memory (VmHWM).
+
+use std::time::Instant;
+
+use fastai::vision::*;
+
+fn main() -> fastai::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let parse = |i: usize, default: usize| -> usize {
+        args.get(i)
+            .map_or(default, |s| s.parse().expect("a number"))
+    };
+    let (per_class, size, bs) = (parse(1, 500), parse(2, 64), parse(3, 64));
+    let threads = parse(
+        4,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    );
+    tch::set_num_threads(threads as i32);
+    tch::manual_seed(0);
+
+    let path = fashion_mnist_dir();
+    let mut fnames = Vec::new();
+    for class in std::fs::read_to_string(path.join("classes.txt"))?.lines() {
+        let mut files = get_image_files(path.join("train").join(class))?;
+        files.truncate(per_class);
+        fnames.extend(files);
+    }
+    let opts = DataOptions::default()
+        .tfms(get_transforms())
+        .size(size)
+        .bs(bs)
+        .num_workers(threads)
+        .device(Device::Cpu);
+    let data = ImageDataBunch::from_name_re(&path, &fnames, r"/([^/]+)_\d+.png$", opts)?
+        .normalize(imagenet_stats());
+    let (n_train, n_valid) = (data.train_ds.len(), data.valid_ds.len());
+    let mut learn = cnn_learner(data, models::mobilenet_v2, &[error_rate])?;
+    let t0 = Instant::now();
+    learn.fit_one_cycle(1, None)?;
+    let secs = t0.elapsed().as_secs_f64();
+    let (_, metrics) = learn.validate()?;
+    let hwm = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:").map(str::to_string))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0);
+    println!(
+        "{{\"impl\":\"fastai-rs\",\"seconds\":{secs:.2},\"error_rate\":{:.4},\"train\":{n_train},\"valid\":{n_valid},\"size\":{size},\"bs\":{bs},\"threads\":{threads},\"peak_rss_mb\":{hwm:.0}}}",
+        metrics[0].1
+    );
+    Ok(())
+}

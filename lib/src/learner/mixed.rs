@@ -1,0 +1,79 @@
+//! Mixed precision (`learn.to_fp16()`): the forward pass under autocast (float16 where it is safe,
+//! on CUDA) and dynamic loss scaling, so that small float16 gradients do not flush to zero.
+//!
+//! The loss is multiplied by `scale` before `backward`, the gradients are divided by it before the
+//! optimizer step, and a step whose gradients hold an inf or NaN (the scale was too large) is
+//! skipped and the scale halved. After `growth_interval` good steps in a row the scale doubles
+//! again. These are the usual defaults (PyTorch's `GradScaler`, fastai's `MixedPrecision`):
+//! initial scale 2^16, factor 2, interval 2000.
+//!
+//! Autocast only exists on CUDA; on the CPU `to_fp16()` says so and only the loss scaling runs
+//! (the arithmetic stays float32), which is how the scaling logic is tested on machines without a
+//! GPU.
+
+use tch::Tensor;
+
+/// Dynamic loss scaling.
+#[derive(Debug, Clone)]
+pub struct LossScaler {
+    /// The factor the loss is multiplied by now.
+    pub scale: f64,
+    pub growth_factor: f64,
+    pub backoff_factor: f64,
+    /// Good steps in a row before the scale grows.
+    pub growth_interval: usize,
+    /// Good steps in a row so far.
+    pub good_steps: usize,
+    /// Steps skipped because a gradient was not finite (since the learner was made).
+    pub skipped: usize,
+}
+
+impl Default for LossScaler {
+    fn default() -> Self {
+        LossScaler {
+            scale: 65536.0,
+            growth_factor: 2.0,
+            backoff_factor: 0.5,
+            growth_interval: 2000,
+            good_steps: 0,
+            skipped: 0,
+        }
+    }
+}
+
+impl LossScaler {
+    /// Divides the gradients of `params` by the scale, in place. Returns `false` (and lowers
+    /// the scale) when one of them holds an inf or NaN: the caller must then skip the step.
+    pub fn unscale_and_check<'a>(&mut self, params: impl Iterator<Item = &'a Tensor>) -> bool {
+        let _guard = tch::no_grad_guard();
+        let inv = 1.0 / self.scale;
+        let mut finite = true;
+        for p in params {
+            let mut g = p.grad();
+            if !g.defined() {
+                continue;
+            }
+            let _ = g.g_mul_scalar_(inv);
+            if finite && !bool::try_from(g.isfinite().all()).unwrap_or(false) {
+                finite = false;
+            }
+        }
+        self.update(finite);
+        finite
+    }
+
+    /// The scale after a step whose gradients were (`true`) or were not finite.
+    pub fn update(&mut self, finite: bool) {
+        if finite {
+            self.good_steps += 1;
+            if self.good_steps >= self.growth_interval {
+                self.scale *= self.growth_factor;
+                self.good_steps = 0;
+            }
+        } else {
+            self.scale = (self.scale * self.backoff_factor).max(1.0);
+            self.good_steps = 0;
+            self.skipped += 1;
+        }
+    }
+}
