@@ -540,6 +540,91 @@ fn urls_and_known_checksums() {
     );
 }
 
+/// The known size and md5 of the pets archive describe the file at its original address: they
+/// apply there, not to a mirror (which may repackage); an explicit checksum applies everywhere.
+#[test]
+fn known_checksums_apply_at_the_original_address_only() {
+    use fastai::data::external::{expected_checksum, resolve_url};
+    let pets = known_checksum(URLs::PETS).unwrap();
+    let mirror = resolve_url(URLs::PETS, Some("http://127.0.0.1:1/"));
+    assert_eq!(
+        expected_checksum(URLs::PETS, URLs::PETS, None),
+        Some(pets.clone())
+    );
+    // fastai v1 spelling without the suffix: the same archive, the same address
+    let bare = URLs::PETS.trim_end_matches(".tgz");
+    assert_eq!(
+        expected_checksum(bare, URLs::PETS, None),
+        Some(pets.clone())
+    );
+    assert_eq!(expected_checksum(URLs::PETS, &mirror, None), None);
+    let mine = Checksum {
+        md5: Some("0123456789abcdef0123456789abcdef".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        expected_checksum(URLs::PETS, &mirror, Some(mine.clone())),
+        Some(mine.clone())
+    );
+    assert_eq!(
+        expected_checksum(URLs::PETS, URLs::PETS, Some(mine.clone())),
+        Some(mine.clone())
+    );
+    assert_eq!(
+        expected_checksum(URLs::MNIST_SAMPLE, URLs::MNIST_SAMPLE, None),
+        None
+    );
+
+    // a small stand-in for the 812 MB archive, served by a mirror: accepted
+    let server = Server::start();
+    let dirs = Dirs::new("pets-mirror");
+    let stand_in = tgz(&[
+        (
+            "oxford-iiit-pet/images/Abyssinian_1.jpg",
+            b"not really a jpeg",
+        ),
+        (
+            "oxford-iiit-pet/annotations/list.txt",
+            b"Abyssinian_1 1 1 1",
+        ),
+    ]);
+    assert_ne!(stand_in.len() as u64, pets.size.unwrap());
+    server.serve(
+        "fast-ai-imageclas/oxford-iiit-pet.tgz",
+        stand_in.clone(),
+        Mode::Normal,
+    );
+    let path = untar_data_with(URLs::PETS, dirs.opts(&server.base())).unwrap();
+    assert_eq!(path, dirs.data().join("oxford-iiit-pet"));
+    assert_eq!(
+        read(path.join("annotations/list.txt")),
+        "Abyssinian_1 1 1 1"
+    );
+
+    // ...but a checksum the caller passes is enforced on the mirror too
+    let dirs = Dirs::new("pets-mirror-explicit");
+    let opts = UntarOptions {
+        checksum: Some(mine),
+        ..dirs.opts(&server.base())
+    };
+    let err = untar_data_with(URLs::PETS, opts).unwrap_err();
+    assert!(
+        matches!(err, DataError::Checksum { what: "md5", .. }),
+        "{err}"
+    );
+    assert!(!dirs.data().join("oxford-iiit-pet").exists());
+    let right = Checksum {
+        size: Some(stand_in.len() as u64),
+        md5: Some(md5_hex(&stand_in)),
+        sha256: None,
+    };
+    let opts = UntarOptions {
+        checksum: Some(right),
+        ..dirs.opts(&server.base())
+    };
+    untar_data_with(URLs::PETS, opts).unwrap();
+}
+
 /// The only test that sets environment variables: `FASTAI_HOME` and `FASTAI_URL_BASE` are
 /// the defaults of the plain `untar_data`.
 #[test]

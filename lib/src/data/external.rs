@@ -16,6 +16,15 @@
 //! server) only has to serve the same paths (`fast-ai-imageclas/oxford-iiit-pet.tgz`, ...).
 //! Without a network, put the archive in `~/.fastai/archive/` by hand: `untar_data` checks it
 //! and extracts it from there; the error message says exactly where it goes.
+//!
+//! **Which checksum applies** ([`expected_checksum`]). The size and md5 this crate knows for an
+//! archive ([`known_checksum`], e.g. the 812 MB pets archive) describe the file at its original
+//! address, so they are enforced when the archive comes from there (or is placed by hand for
+//! it). When `FASTAI_URL_BASE` or [`UntarOptions::base_url`] sends the download to a mirror, they
+//! are not: a mirror may repackage (another compression, a smaller stand-in for tests), and the
+//! mirror is a source you chose. `untar_data` then prints a note on stderr and checks only the
+//! length the server announces. A checksum you pass in [`UntarOptions::checksum`] is enforced
+//! in every case, mirror or not.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -89,6 +98,28 @@ pub fn known_checksum(url: &str) -> Option<Checksum> {
         })
 }
 
+/// What a download of the dataset `url` from the address `from` must match: `explicit` (the
+/// caller's [`UntarOptions::checksum`]) when given; otherwise [`known_checksum`]`(url)` when
+/// `from` is the original address; otherwise (a mirror, see the module docs) nothing.
+///
+/// ```
+/// use fastai::data::external::{expected_checksum, known_checksum, resolve_url, URLs};
+/// assert_eq!(expected_checksum(URLs::PETS, URLs::PETS, None), known_checksum(URLs::PETS));
+/// let mirror = resolve_url(URLs::PETS, Some("http://127.0.0.1:8000/"));
+/// assert_eq!(expected_checksum(URLs::PETS, &mirror, None), None);
+/// ```
+pub fn expected_checksum(url: &str, from: &str, explicit: Option<Checksum>) -> Option<Checksum> {
+    if explicit.is_some() {
+        return explicit;
+    }
+    let url = with_archive_suffix(url);
+    if from == url {
+        known_checksum(&url)
+    } else {
+        None
+    }
+}
+
 /// The URL to download from: the [`URLs::S3`] prefix replaced by `base` (or
 /// `$FASTAI_URL_BASE` when `base` is `None`); other URLs unchanged.
 pub fn resolve_url(url: &str, base: Option<&str>) -> String {
@@ -113,7 +144,9 @@ pub struct UntarOptions<'a> {
     pub base_url: Option<String>,
     /// Download and extract again even when a copy exists.
     pub force_download: bool,
-    /// What the archive must be (default [`known_checksum`] of the URL).
+    /// What the archive must be, enforced from any address. Default: the [`known_checksum`] of
+    /// the URL when downloading from the original address, nothing from a mirror (see
+    /// [`expected_checksum`]).
     pub checksum: Option<Checksum>,
     /// Download progress, see [`DownloadOptions::progress`].
     pub progress: Option<&'a mut dyn FnMut(u64, Option<u64>)>,
@@ -159,8 +192,16 @@ pub fn untar_data_with(url: &str, opts: UntarOptions<'_>) -> Result<PathBuf, Dat
         .unwrap_or_else(|| config::home().join("archive"))
         .join(file);
     let from = resolve_url(&url, opts.base_url.as_deref());
+    let checksum = expected_checksum(&url, &from, opts.checksum);
+    if checksum.is_none() && known_checksum(&url).is_some() {
+        eprintln!(
+            "note: {file} comes from the mirror {from}, not from {url}: the original archive's \
+             size and md5 are not checked (a mirror may repackage it); pass \
+             UntarOptions::checksum to check the mirror's file"
+        );
+    }
     let download = DownloadOptions {
-        checksum: opts.checksum.or_else(|| known_checksum(&url)),
+        checksum,
         force: opts.force_download,
         progress: opts.progress,
         stall_timeout: opts.stall_timeout,
