@@ -22,13 +22,14 @@ pub use image;
 pub mod vision {
     pub use crate::config::{data_dir, fashion_mnist_dir, home, models_dir, OfflineWeights};
     pub use crate::data::{
-        download_url, get_files, get_image_files, get_transforms, imagenet_stats, open_image,
-        untar_data, verify_images, DataError, DataLoader, DataOptions, ImageDataBunch, PathExt,
-        Stats, Transforms, URLs,
+        download_images, download_images_with, download_url, get_files, get_image_files,
+        get_transforms, imagenet_stats, open_image, untar_data, verify_images, DataError,
+        DataLoader, DataOptions, DownloadImagesOptions, DownloadImagesReport, ImageDataBunch,
+        PathExt, Stats, Transforms, URLs,
     };
     pub use crate::device::{device, device_info, DeviceInfo};
     pub use crate::display::{clear_output, display, DisplayHandle, Rich};
-    pub use crate::interpret::ClassificationInterpretation;
+    pub use crate::interpret::{ClassificationInterpretation, ImageCleaner};
     pub use crate::learner::export::{load_learner, Predictor};
     pub use crate::learner::interrupt::interrupted;
     pub use crate::learner::metrics::{accuracy, error_rate, top_k_accuracy, Metric};

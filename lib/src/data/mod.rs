@@ -10,11 +10,13 @@
 //! bunch       ImageDataBunch: from_name_re, from_folder, from_csv, ...; normalize
 //! show        show_batch: a grid of training images with their labels
 //! verify      verify_images: find (and delete) unreadable images, shrink big ones
+//! download_images  download_images: the images of a file of URLs, in parallel (lesson 2)
 //! ```
 
 mod archive;
 pub mod bunch;
 pub mod download;
+pub mod download_images;
 pub mod error;
 pub mod external;
 pub mod files;
@@ -26,6 +28,9 @@ pub mod transforms;
 pub mod verify;
 
 pub use bunch::{DataOptions, ImageDataBunch};
+pub use download_images::{
+    download_images, download_images_with, DownloadImagesOptions, DownloadImagesReport,
+};
 pub use error::DataError;
 pub use external::{
     download_url, download_url_with, known_checksum, untar_data, untar_data_with, Checksum,

@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cleaner;
 mod plots;
 
 use std::path::PathBuf;
@@ -26,6 +27,8 @@ use crate::data::transforms::{render, Augment};
 use crate::data::{open_image, Stats};
 use crate::error::{Error, Result};
 use crate::learner::Learner;
+
+pub use cleaner::ImageCleaner;
 
 /// Predictions of a classifier on a dataset (usually the validation set), ready to inspect.
 ///

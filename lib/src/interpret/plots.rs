@@ -309,7 +309,7 @@ fn draw_matrix(
 
 /// A `rows x cols` grid of images, each under its title, wrapped onto as many lines as it needs
 /// (after '/' separators) so long class names stay readable.
-fn titled_grid(
+pub(super) fn titled_grid(
     cells: &[(RgbImage, String)],
     rows: usize,
     cols: usize,
