@@ -5,21 +5,26 @@
 #   target/release/     the library and the fastai-kernel binary
 #   .venv/share/jupyter/kernels/fastai-rust   the "Rust (fastai)" kernelspec
 #   $FASTAI_HOME (~/.fastai)   offline weights and Fashion-MNIST images
+#   with --browser-tests: Debian's Chromium (apt-get) and tools/lab/node_modules (playwright-core)
 #
 # Safe to re-run: every step checks what is already there and only does what is missing.
 set -euo pipefail
 
 usage() {
   cat <<'EOF'
-usage: ./install.sh [--cuda | --cpu] [--jobs N] [--skip-assets]
+usage: ./install.sh [--cuda | --cpu] [--jobs N] [--skip-assets] [--browser-tests]
 
   --cuda         install the full CUDA build of libtorch (4.7 GB; needs NVIDIA driver >= 580)
   --cpu          install the CPU-only libtorch (1.2 GB), even on a machine with a GPU
                  (default: --cuda when `nvidia-smi` works, --cpu otherwise)
   --jobs N       parallel build jobs for cargo (default: 2)
   --skip-assets  do not fetch the offline weights and images (tests that use them will fail)
+  --browser-tests  also set up the JupyterLab-in-a-browser test: Chromium (Debian's package,
+                 installed with apt-get when run as root or with passwordless sudo) and
+                 playwright-core (npm, into tools/lab/node_modules; needs Node.js >= 20)
 
-Environment: FASTAI_HOME (data directory, default ~/.fastai), PYTHON (default python3).
+Environment: FASTAI_HOME (data directory, default ~/.fastai), PYTHON (default python3),
+CHROMIUM (the browser for --browser-tests, default /usr/bin/chromium).
 EOF
 }
 
@@ -34,6 +39,9 @@ VENV="$ROOT/.venv"
 JOBS=2
 VARIANT=""
 SKIP_ASSETS=0
+BROWSER_TESTS=0
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+LAB_TOOLS="$ROOT/tools/lab"
 START=$SECONDS
 
 while [ $# -gt 0 ]; do
@@ -42,6 +50,7 @@ while [ $# -gt 0 ]; do
     --cpu) VARIANT=cpu ;;
     --jobs) JOBS=${2:?--jobs needs a number}; shift ;;
     --skip-assets) SKIP_ASSETS=1 ;;
+    --browser-tests) BROWSER_TESTS=1 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -75,6 +84,15 @@ for c in c++ g++ clang++; do command -v "$c" >/dev/null && { CXX_FOUND=$c; break
 [ -n "$CXX_FOUND" ] || missing+=("a C/C++ compiler (torch-sys builds C++ glue): e.g. 'sudo apt install build-essential'")
 command -v cc >/dev/null || command -v gcc >/dev/null || command -v clang >/dev/null ||
   missing+=("a C compiler (cc): e.g. 'sudo apt install build-essential'")
+if [ "$BROWSER_TESTS" = 1 ]; then
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    missing+=("Node.js >= 20 with npm (for --browser-tests): see https://nodejs.org, or leave out --browser-tests")
+  else
+    NODE_V=$(node --version 2>/dev/null | sed 's/^v//')
+    version_ge "${NODE_V:-0}" 20 ||
+      missing+=("Node.js >= 20 for --browser-tests (found ${NODE_V:-none}; playwright-core needs 20): see https://nodejs.org")
+  fi
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   printf '\nMissing prerequisites:\n' >&2
   printf '  - %s\n' "${missing[@]}" >&2
@@ -182,7 +200,47 @@ else
     fail "could not fetch the offline assets (see above); re-run ./install.sh to resume"
 fi
 
-# ------------------------------------------------------------------ 7. summary
+# ------------------------------------------------------------------ 7. browser tests (opt-in)
+BROWSER_LINE="not set up (./install.sh --browser-tests)"
+if [ "$BROWSER_TESTS" = 1 ]; then
+  step "Browser tests: Chromium and playwright-core"
+  if [ -x "$CHROMIUM" ]; then
+    echo "Chromium present: $CHROMIUM"
+  else
+    if [ "$(id -u)" = 0 ]; then SUDO=(); elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO=(sudo -n); else SUDO=(none); fi
+    if ! command -v apt-get >/dev/null; then
+      echo "install.sh: warning: $CHROMIUM is missing and there is no apt-get here: install Chromium with" \
+        "your package manager and set CHROMIUM=/path/to/chromium; the browser test is skipped until then" >&2
+    elif [ "${SUDO[*]}" = none ]; then
+      echo "install.sh: warning: Chromium is missing and installing it needs root: run" \
+        "'sudo apt-get install -y chromium', then ./install.sh --browser-tests again; the browser test" \
+        "is skipped until then" >&2
+    else
+      echo "apt-get install chromium (a few minutes)"
+      "${SUDO[@]}" apt-get update -q &&
+        DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -q chromium ||
+        fail "apt-get could not install chromium (is the Debian mirror reachable?); re-run ./install.sh --browser-tests"
+      [ -x "$CHROMIUM" ] || fail "the chromium package is installed but $CHROMIUM is not there; set CHROMIUM=/path/to/chromium"
+    fi
+  fi
+  # playwright-core only drives a browser; it downloads none (and `npx playwright install` is never run).
+  LOCK_SUM=$(sha256sum "$LAB_TOOLS/package-lock.json" | cut -c1-16)
+  if [ "$(cat "$LAB_TOOLS/node_modules/.fastai-lock" 2>/dev/null || true)" = "$LOCK_SUM" ] &&
+     [ -f "$LAB_TOOLS/node_modules/playwright-core/package.json" ]; then
+    echo "playwright-core present"
+  else
+    (cd "$LAB_TOOLS" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --no-update-notifier --loglevel=error) ||
+      fail "npm could not install playwright-core (is the npm registry reachable?); re-run ./install.sh --browser-tests"
+    echo "$LOCK_SUM" >"$LAB_TOOLS/node_modules/.fastai-lock"
+  fi
+  if [ -x "$CHROMIUM" ]; then
+    BROWSER_LINE="$("$CHROMIUM" --version 2>/dev/null | head -n1), playwright-core $(node -p 'require("'"$LAB_TOOLS"'/node_modules/playwright-core/package.json").version')"
+  else
+    BROWSER_LINE="Chromium missing (see the warning above): the browser test will be skipped"
+  fi
+fi
+
+# ------------------------------------------------------------------ 8. summary
 DEVICE_LINE=$(FASTAI_HOME="$FASTAI_HOME" "$ROOT/target/release/fastai-device" 2>&1 || true)
 step "Done in $((SECONDS - START)) s"
 cat <<EOF
@@ -192,8 +250,9 @@ cat <<EOF
   Jupyter:      $("$VENV/bin/jupyter" lab --version 2>/dev/null | sed 's/^/JupyterLab /'), kernel "Rust (fastai)"
   data:         $FASTAI_HOME ($(du -sh "$FASTAI_HOME" 2>/dev/null | cut -f1))
   venv:         $VENV ($(du -sh "$VENV" 2>/dev/null | cut -f1))
+  browser test: $BROWSER_LINE
 
 Next:
   open the notebooks:  .venv/bin/jupyter lab notebooks/
-  run all the tests:   ./install.sh && tests/run.sh
+  run all the tests:   ./install.sh --browser-tests && tests/run.sh
 EOF

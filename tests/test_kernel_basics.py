@@ -133,3 +133,33 @@ def test_two_kernels_run_cells_at_the_same_time(kernel):
         assert results["a"].result() != results["b"].result()
     finally:
         other.close()
+
+
+def _inspect(kernel, code, cursor_pos=None):
+    msg_id = kernel.client.inspect(code, len(code) if cursor_pos is None else cursor_pos)
+    reply = kernel.client.get_shell_msg(timeout=120)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    return reply["content"]
+
+
+def test_inspect_shows_a_variables_type_and_a_functions_signature(kernel):
+    kernel.run("let sizes: Vec<u32> = vec![224, 299];")
+    # Shift-Tab on a variable of an earlier cell: its type, as evcxr recorded it.
+    content = _inspect(kernel, "sizes.len()", 2)
+    assert content["status"] == "ok" and content["found"] is True, content
+    assert content["data"]["text/plain"].splitlines()[0] == "sizes: Vec<u32>"
+    assert "sizes: Vec&lt;u32&gt;" in content["data"]["text/html"]
+    # On a library function: rust-analyzer's signature and the doc comment.
+    content = _inspect(kernel, "let learn = cnn_learner(")
+    assert content["found"] is True, content
+    text = content["data"]["text/plain"]
+    assert "pub fn cnn_learner(data: ImageDataBunch, arch: Arch" in text, text
+    assert "transfer learning" in text, text
+    # On a method (with its call's parenthesis): the method's own signature.
+    content = _inspect(kernel, "sizes.len()", 8)
+    assert "pub const fn len(&self) -> usize" in content["data"]["text/plain"], content
+    # Nothing known: found is false.
+    content = _inspect(kernel, "no_such_name_anywhere")
+    assert content["status"] == "ok" and content["found"] is False, content
+    content = _inspect(kernel, "1 + 2")
+    assert content["found"] is False, content

@@ -6,13 +6,15 @@
 
 use std::collections::HashMap;
 use std::process::Child;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use evcxr::{CommandContext, EvalContextOutputs};
 use tokio::sync::oneshot;
+
+use crate::inspect::Inspection;
 
 /// Which stream a line of output came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +59,7 @@ pub struct Completion {
 enum Request {
     Execute(String, oneshot::Sender<Outcome>),
     Complete(String, usize, oneshot::Sender<Option<Completion>>),
+    Inspect(String, usize, oneshot::Sender<Option<Inspection>>),
 }
 
 #[derive(Clone)]
@@ -66,6 +69,8 @@ pub struct Engine {
     /// Sequence number of the cell running now (0: none).
     running: Arc<AtomicU64>,
     interrupt: Arc<AtomicU8>,
+    /// The library is being compiled into the build folder (start-up, after its sources changed).
+    preloading: Arc<AtomicBool>,
 }
 
 impl Engine {
@@ -77,10 +82,12 @@ impl Engine {
             Arc::new(AtomicU64::new(0)),
             Arc::new(AtomicU8::new(NOT_INTERRUPTED)),
         );
+        let preloading = Arc::new(AtomicBool::new(preload.is_some()));
         let flags = CellFlags {
             child: child.clone(),
             running: running.clone(),
             interrupt: interrupt.clone(),
+            preloading: preloading.clone(),
         };
         std::thread::Builder::new()
             .name("evcxr-engine".into())
@@ -91,7 +98,13 @@ impl Engine {
             child,
             running,
             interrupt,
+            preloading,
         }
+    }
+
+    /// Whether the library is still being preloaded (cells wait until it is done).
+    pub fn is_preloading(&self) -> bool {
+        self.preloading.load(Ordering::SeqCst)
     }
 
     pub async fn execute(&self, code: String) -> Outcome {
@@ -107,6 +120,15 @@ impl Engine {
         let (tx, rx) = oneshot::channel();
         self.requests
             .send(Request::Complete(code, byte_pos, tx))
+            .ok()?;
+        rx.await.ok().flatten()
+    }
+
+    /// What is known about the name at byte offset `byte_pos` (see [`crate::inspect`]).
+    pub async fn inspect(&self, code: String, byte_pos: usize) -> Option<Inspection> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(Request::Inspect(code, byte_pos, tx))
             .ok()?;
         rx.await.ok().flatten()
     }
@@ -162,6 +184,7 @@ struct CellFlags {
     child: Arc<Mutex<Option<Arc<Mutex<Child>>>>>,
     running: Arc<AtomicU64>,
     interrupt: Arc<AtomicU8>,
+    preloading: Arc<AtomicBool>,
 }
 
 fn engine_thread(
@@ -176,6 +199,7 @@ fn engine_thread(
         Ok(x) => x,
         Err(e) => {
             let msg = format!("could not start the Rust engine (evcxr): {e}");
+            flags.preloading.store(false, Ordering::SeqCst);
             sink(Stream::Stderr, msg.clone());
             for req in rx {
                 match req {
@@ -183,6 +207,9 @@ fn engine_thread(
                         let _ = reply.send(Outcome::Failed(msg.clone()));
                     }
                     Request::Complete(_, _, reply) => {
+                        let _ = reply.send(None);
+                    }
+                    Request::Inspect(_, _, reply) => {
                         let _ = reply.send(None);
                     }
                 }
@@ -213,6 +240,7 @@ fn engine_thread(
             }
         }
     }
+    flags.preloading.store(false, Ordering::SeqCst);
 
     for req in rx {
         match req {
@@ -252,6 +280,15 @@ fn engine_thread(
                     start: c.start_offset,
                     end: c.end_offset,
                 });
+                let _ = reply.send(answer);
+            }
+            Request::Inspect(code, pos, reply) => {
+                // rust-analyzer's hover is a large body of code: a panic there must not take the
+                // engine (and every later cell) down with it.
+                let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    crate::inspect::inspect(&mut ctx, &code, pos)
+                }))
+                .unwrap_or(None);
                 let _ = reply.send(answer);
             }
         }

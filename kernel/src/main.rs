@@ -10,8 +10,10 @@
 //! fastai-kernel --connection-file FILE                                     run (Jupyter does this)
 //! ```
 
+mod build_log;
 mod engine;
 mod errors;
+mod inspect;
 mod kernelspec;
 mod preload;
 mod replies;

@@ -25,7 +25,7 @@ use jupyter_zmq_client::{
     create_kernel_iopub_connection, create_kernel_shell_connection, create_kernel_stdin_connection,
     KernelControlConnection, KernelShellConnection,
 };
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use crate::engine::{Engine, Outcome, OutputSink, Stream};
 use crate::replies::{
@@ -47,6 +47,13 @@ pub fn run(connection_file: &Path) -> Result<()> {
         )
     })?;
     prepare_cell_environment();
+    // evcxr reports dependency builds on our stderr only: read it, to show them in the cell.
+    let (build_tx, build_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    if let Err(e) = crate::build_log::capture_stderr(move |line| {
+        let _ = build_tx.send(line);
+    }) {
+        eprintln!("fastai-kernel: build progress will only be in this log ({e})");
+    }
     // A build folder of our own, where the library is (usually) compiled already.
     let slot = crate::preload::acquire_slot()?;
     std::env::set_var("EVCXR_TMPDIR", &slot.dir);
@@ -56,7 +63,7 @@ pub fn run(connection_file: &Path) -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let result = rt.block_on(serve(info, preload));
+    let result = rt.block_on(serve(info, preload, build_rx));
     drop(slot);
     result
 }
@@ -85,7 +92,18 @@ struct CellState {
     stderr: Vec<String>,
     /// An error the library reported for this cell (an `Err` returned with `?`).
     error: Option<String>,
+    /// Whether this cell was told that it waits for the library to be compiled.
+    told_about_preload: bool,
+    /// The latest build lines of the library's preload that arrived before any cell ran.
+    preload_lines: Vec<String>,
 }
+
+/// How many early preload build lines are kept for the first cell.
+const KEPT_PRELOAD_LINES: usize = 10;
+
+/// Said in a cell that waits while the library is compiled at start-up.
+const PRELOAD_NOTE: &str = "fastai-kernel: compiling the fastai library into this kernel's build \
+     folder first (its sources changed, or the folder is new; a few minutes, once), then the cell runs";
 
 struct Kernel {
     iopub: UnboundedSender<JupyterMessage>,
@@ -95,7 +113,11 @@ struct Kernel {
     execution_count: usize,
 }
 
-async fn serve(info: ConnectionInfo, preload: Option<String>) -> Result<()> {
+async fn serve(
+    info: ConnectionInfo,
+    preload: Option<String>,
+    build_lines: UnboundedReceiver<String>,
+) -> Result<()> {
     let session = uuid::Uuid::new_v4().to_string();
     let shell = create_kernel_shell_connection(&info, &session)
         .await
@@ -136,6 +158,12 @@ async fn serve(info: ConnectionInfo, preload: Option<String>) -> Result<()> {
     let sink = output_sink(iopub_tx.clone(), cell.clone(), panicked.clone());
     let engine = Engine::start(sink, preload);
 
+    tokio::spawn(forward_build_lines(
+        build_lines,
+        iopub_tx.clone(),
+        cell.clone(),
+        engine.clone(),
+    ));
     tokio::spawn(control_loop(control, engine.clone(), iopub_tx.clone()));
     let mut kernel = Kernel {
         iopub: iopub_tx,
@@ -184,6 +212,34 @@ fn output_sink(
         };
         let _ = iopub.send(msg);
     })
+}
+
+/// Shows build lines (`Compiling foo v1.0`) in the running cell, as stderr: a `:dep`, or the
+/// library being recompiled at start-up. Between cells they are only in the server's log
+/// (except the preload's latest lines, kept for the first cell).
+async fn forward_build_lines(
+    mut lines: UnboundedReceiver<String>,
+    iopub: UnboundedSender<JupyterMessage>,
+    cell: Arc<Mutex<CellState>>,
+    engine: Engine,
+) {
+    while let Some(line) = lines.recv().await {
+        let mut state = cell.lock().unwrap();
+        let Some(parent) = state.parent.clone() else {
+            if engine.is_preloading() {
+                state.preload_lines.push(line);
+                let extra = state.preload_lines.len().saturating_sub(KEPT_PRELOAD_LINES);
+                state.preload_lines.drain(..extra);
+            }
+            continue;
+        };
+        if engine.is_preloading() && !state.told_about_preload {
+            state.told_about_preload = true;
+            let note = format!("{PRELOAD_NOTE}\n");
+            let _ = iopub.send(StreamContent::stderr(&note).as_child_of(&parent));
+        }
+        let _ = iopub.send(StreamContent::stderr(&(line + "\n")).as_child_of(&parent));
+    }
 }
 
 /// The prefix of an error the library reported (`fastai::error::ERROR_MARKER`).
@@ -271,9 +327,11 @@ impl Kernel {
                         .await
                         .as_child_of(&msg),
                 ),
-                JupyterMessageContent::InspectRequest(_) => {
-                    Some(InspectReply::default().as_child_of(&msg))
-                }
+                JupyterMessageContent::InspectRequest(req) => Some(
+                    self.inspect(&req.code, req.cursor_pos)
+                        .await
+                        .as_child_of(&msg),
+                ),
                 JupyterMessageContent::HistoryRequest(_) => {
                     Some(HistoryReply::default().as_child_of(&msg))
                 }
@@ -323,6 +381,16 @@ impl Kernel {
             cell.parent = Some(msg.clone());
             cell.stderr.clear();
             cell.error = None;
+            cell.told_about_preload = false;
+            let early = std::mem::take(&mut cell.preload_lines);
+            if self.engine.is_preloading() && !early.is_empty() {
+                // The library is being compiled: say so, with the build lines so far.
+                cell.told_about_preload = true;
+                let text = format!("{PRELOAD_NOTE}\n{}\n", early.join("\n"));
+                let _ = self
+                    .iopub
+                    .send(StreamContent::stderr(&text).as_child_of(msg));
+            }
         }
         self.panicked.store(false, Ordering::SeqCst);
 
@@ -406,6 +474,32 @@ impl Kernel {
                 }
                 .as_child_of(msg)
             }
+        }
+    }
+
+    /// Inspection (Shift-Tab): the recorded type of a variable of an earlier cell, and
+    /// rust-analyzer's hover text (signature, docs) for any name; `found: false` otherwise.
+    async fn inspect(&self, code: &str, cursor_pos: usize) -> InspectReply {
+        let byte_pos = code
+            .char_indices()
+            .nth(cursor_pos)
+            .map(|(b, _)| b)
+            .unwrap_or(code.len());
+        match self.engine.inspect(code.to_string(), byte_pos).await {
+            Some(found) => {
+                let mut data = HashMap::new();
+                data.insert("text/plain".to_string(), found.plain);
+                data.insert("text/html".to_string(), found.html);
+                InspectReply {
+                    found: true,
+                    data: to_media(data),
+                    ..Default::default()
+                }
+            }
+            None => InspectReply {
+                found: false,
+                ..Default::default()
+            },
         }
     }
 
