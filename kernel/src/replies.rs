@@ -98,7 +98,12 @@ pub fn panic_message(stderr: &[String]) -> String {
 
 pub fn to_media(outputs: HashMap<String, String>) -> Media {
     let mut map = serde_json::Map::new();
-    for (mime, data) in outputs {
+    for (mime, mut data) in outputs {
+        if mime.starts_with("text/") {
+            // A library error shown as a value (`Err(e)` as the cell's last expression) carries
+            // the marker that tells the kernel about errors returned with `?`: not for the reader.
+            data = data.replace("FASTAI_ERROR ", "");
+        }
         let value = if mime.ends_with("json") {
             serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data))
         } else {
@@ -225,5 +230,16 @@ mod tests {
         m.insert("text/plain".to_string(), "42".to_string());
         let v = serde_json::to_value(to_media(m)).unwrap();
         assert_eq!(v["text/plain"], "42");
+    }
+
+    #[test]
+    fn error_marker_is_not_shown_in_values() {
+        let mut m = HashMap::new();
+        m.insert(
+            "text/plain".to_string(),
+            "Err(FASTAI_ERROR no such file: x.png)".to_string(),
+        );
+        let v = serde_json::to_value(to_media(m)).unwrap();
+        assert_eq!(v["text/plain"], "Err(no such file: x.png)");
     }
 }
