@@ -45,7 +45,11 @@ fn main() -> fastai::Result<()> {
     let (n_train, n_valid) = (data.train_ds.len(), data.valid_ds.len());
     let mut learn = cnn_learner(data, models::mobilenet_v2, &[error_rate])?;
     let t0 = Instant::now();
-    learn.fit_one_cycle(1, None)?;
+    let lr = match std::env::var("BENCH_LR").as_deref() {
+        Ok("slice") => Lr::Stop(3e-3),
+        _ => Lr::Single(3e-3),
+    };
+    learn.fit_one_cycle(1, Some(lr))?;
     let secs = t0.elapsed().as_secs_f64();
     let (_, metrics) = learn.validate()?;
     let hwm = std::fs::read_to_string("/proc/self/status")

@@ -69,8 +69,9 @@ fn main() -> fastai::Result<()> {
     tch::manual_seed(0);
 
     let classes = 10;
+    // Random weights on both sides by default; BENCH_PRETRAINED=1 loads ImageNet weights.
     let opts = LearnerOptions {
-        pretrained: false,
+        pretrained: std::env::var("BENCH_PRETRAINED").is_ok_and(|v| v == "1"),
         ..Default::default()
     };
     let mut learn = cnn_learner_with(placeholder_data(classes)?, arch, &[error_rate], opts)?;
