@@ -1,8 +1,10 @@
 //! One epoch of the offline lesson's fine-tune, timed: `per_class` Fashion-MNIST training images of
 //! each class (the lesson notebook's data: `from_name_re`, 20% validation, `get_transforms()`,
 //! ImageNet normalization), ImageNet MobileNetV2 body, fastai's head, the body frozen, then
-//! `fit_one_cycle(1)` at fastai's default learning rate. bench/finetune.py runs the same recipe in
-//! Python fastai.
+//! `fit_one_cycle(1)` at 3e-3 for every parameter group, which is what fastai 2's
+//! `fit_one_cycle(1, 3e-3)` does (`BENCH_LR=slice`: fastai 1's default `slice(3e-3)`, which
+//! gives the body's BatchNorm layers 3e-4). bench/finetune.py runs the same recipe in Python
+//! fastai.
 //!
 //!     cargo run --release --example bench_finetune -- [PER_CLASS] [SIZE] [BS] [THREADS]
 //!
