@@ -33,6 +33,7 @@ import io
 import os
 import random
 import subprocess
+import sys
 import tarfile
 import threading
 import zipfile
@@ -42,21 +43,11 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEIGHTS_TOOL = os.path.join(ROOT, "target", "release", "examples", "stand_in_weights")
 
-# lib/tests/common/pets.rs: the 37 breeds as the file names spell them (cats capitalised)
-BREEDS = [
-    "Abyssinian", "Bengal", "Birman", "Bombay", "British_Shorthair", "Egyptian_Mau", "Maine_Coon",
-    "Persian", "Ragdoll", "Russian_Blue", "Siamese", "Sphynx", "american_bulldog",
-    "american_pit_bull_terrier", "basset_hound", "beagle", "boxer", "chihuahua",
-    "english_cocker_spaniel", "english_setter", "german_shorthaired", "great_pyrenees", "havanese",
-    "japanese_chin", "keeshond", "leonberger", "miniature_pinscher", "newfoundland", "pomeranian",
-    "pug", "saint_bernard", "samoyed", "scottish_terrier", "shiba_inu",
-    "staffordshire_bull_terrier", "wheaten_terrier", "yorkshire_terrier",
-]
-SKIMAGE_PHOTOS = [
-    "astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
-    "motorcycle_right.png", "hubble_deep_field.jpg", "retina.jpg", "grass.png", "gravel.png",
-    "brick.png", "ihc.png", "color.png",
-]
+# The 37 breeds as the file names spell them (cats capitalised; lib/tests/common/pets.rs has the
+# same list) and scikit-image's photos the stand-ins are cut from: bench/make_photos.py's lists.
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from make_photos import BREEDS, PHOTOS as SKIMAGE_PHOTOS  # noqa: E402
+
 PETS_PATH = "fast-ai-imageclas/oxford-iiit-pet.tgz"
 MNIST_SAMPLE_PATH = "fast-ai-sample/mnist_sample.tgz"
 
