@@ -11,7 +11,12 @@
 //! (the arithmetic stays float32), which is how the scaling logic is tested on machines without a
 //! GPU.
 
-use tch::Tensor;
+use tch::nn::ModuleT;
+use tch::{COptimizer, Kind, Tensor};
+
+use super::{Learner, Param};
+use crate::error::Result;
+use crate::models::CnnModel;
 
 /// Dynamic loss scaling.
 #[derive(Debug, Clone)]
@@ -75,5 +80,65 @@ impl LossScaler {
             self.good_steps = 0;
             self.skipped += 1;
         }
+    }
+}
+
+/// One mixed-precision training step (see [`Learner::train_step`]).
+pub(super) fn step(
+    model: &CnnModel,
+    opt: &mut COptimizer,
+    params: &[Param],
+    scaler: &mut LossScaler,
+    x: &Tensor,
+    y: &Tensor,
+) -> Result<f64> {
+    let loss = tch::autocast(true, || {
+        model
+            .forward_t(x, true)
+            .to_kind(Kind::Float)
+            .cross_entropy_for_logits(y)
+    });
+    let value = loss.double_value(&[]);
+    if value.is_finite() {
+        opt.zero_grad()?;
+        (loss * scaler.scale).backward();
+        let trainable = params.iter().map(|p| &p.tensor);
+        if scaler.unscale_and_check(trainable.filter(|t| t.requires_grad())) {
+            opt.step()?;
+        }
+    }
+    Ok(value)
+}
+
+impl Learner {
+    /// fastai's `to_fp16()`: mixed precision training - float16 forward and backward passes
+    /// where they are safe (autocast) with float32 weights, and dynamic loss scaling (see
+    /// [this module](self)). Autocast needs CUDA: on the CPU this prints a note and only the loss
+    /// scaling runs (no speed-up). `to_fp32()` turns it off.
+    pub fn to_fp16(&mut self) -> &mut Self {
+        if !self.device().is_cuda() {
+            println!(
+                "to_fp16: the model is on the CPU, where autocast does not run: training stays in \
+                 float32 (only the loss scaling is active). Mixed precision speeds up training on a CUDA GPU."
+            );
+        }
+        self.to_fp16_with(LossScaler::default())
+    }
+
+    /// [`Learner::to_fp16`] with a loss scaler of one's own (initial scale, growth interval).
+    pub fn to_fp16_with(&mut self, scaler: LossScaler) -> &mut Self {
+        self.mixed = Some(scaler);
+        self
+    }
+
+    /// Back to plain float32 training.
+    pub fn to_fp32(&mut self) -> &mut Self {
+        self.mixed = None;
+        self
+    }
+
+    /// The loss scaler when mixed precision is on.
+    pub fn loss_scaler(&self) -> Option<&LossScaler> {
+        self.mixed.as_ref()
     }
 }

@@ -437,54 +437,7 @@ impl Learner {
             }
             return Ok(value);
         };
-        let model = &self.model;
-        let loss = tch::autocast(true, || {
-            model
-                .forward_t(x, true)
-                .to_kind(Kind::Float)
-                .cross_entropy_for_logits(y)
-        });
-        let value = loss.double_value(&[]);
-        if value.is_finite() {
-            self.opt.zero_grad()?;
-            (loss * scaler.scale).backward();
-            let trainable = self.params.iter().map(|p| &p.tensor);
-            if scaler.unscale_and_check(trainable.filter(|t| t.requires_grad())) {
-                self.opt.step()?;
-            }
-        }
-        Ok(value)
-    }
-
-    /// fastai's `to_fp16()`: mixed precision training - float16 forward and backward passes
-    /// where they are safe (autocast) with float32 weights, and dynamic loss scaling (see
-    /// [`mixed`]). Autocast needs CUDA: on the CPU this prints a note and only the loss
-    /// scaling runs (no speed-up). `to_fp32()` turns it off.
-    pub fn to_fp16(&mut self) -> &mut Self {
-        if !self.device().is_cuda() {
-            println!(
-                "to_fp16: the model is on the CPU, where autocast does not run: training stays in \
-                 float32 (only the loss scaling is active). Mixed precision speeds up training on a CUDA GPU."
-            );
-        }
-        self.to_fp16_with(mixed::LossScaler::default())
-    }
-
-    /// [`Learner::to_fp16`] with a loss scaler of one's own (initial scale, growth interval).
-    pub fn to_fp16_with(&mut self, scaler: mixed::LossScaler) -> &mut Self {
-        self.mixed = Some(scaler);
-        self
-    }
-
-    /// Back to plain float32 training.
-    pub fn to_fp32(&mut self) -> &mut Self {
-        self.mixed = None;
-        self
-    }
-
-    /// The loss scaler when mixed precision is on.
-    pub fn loss_scaler(&self) -> Option<&mixed::LossScaler> {
-        self.mixed.as_ref()
+        mixed::step(&self.model, &mut self.opt, &self.params, scaler, x, y)
     }
 
     /// Validation loss and metrics (model in eval mode, no gradients).
