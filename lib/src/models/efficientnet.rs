@@ -132,7 +132,7 @@ impl ConvBn {
         };
         let y = y.apply_t(&self.bn, train);
         if self.relu6 {
-            y.clamp(0.0, 6.0)
+            super::relu6_(y)
         } else {
             y
         }

@@ -49,13 +49,12 @@ impl ConvBn {
         }
     }
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut y = x.apply(&self.conv).apply_t(&self.bn, train);
+        let y = x.apply(&self.conv).apply_t(&self.bn, train);
         if self.relu6 {
-            // In place, as torchvision's ReLU6(inplace=True): one pass less over the activations
-            // (autograd takes the gradient from the output, which the in-place op keeps).
-            let _ = y.relu6_();
+            super::relu6_(y)
+        } else {
+            y
         }
-        y
     }
 }
 

@@ -122,3 +122,16 @@ pub fn cnn_model(arch: Arch, root: &nn::Path, n_classes: i64) -> CnnModel {
     let head = Head::new(&(root.set_group(2) / "head"), arch.features(), n_classes);
     CnnModel { body, head }
 }
+
+/// ReLU in place, as torchvision's `ReLU(inplace=True)`: no new tensor for the activations
+/// (autograd takes ReLU's gradient from its output, which stays available).
+pub(crate) fn relu_(mut t: Tensor) -> Tensor {
+    let _ = t.relu_();
+    t
+}
+
+/// ReLU6 in place (see [`relu_`]).
+pub(crate) fn relu6_(mut t: Tensor) -> Tensor {
+    let _ = t.relu6_();
+    t
+}

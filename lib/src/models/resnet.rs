@@ -9,6 +9,8 @@
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
+use super::relu_;
+
 /// A ResNet body: `forward_t` maps `(N, 3, H, W)` to the feature map `(N, features, H/32, W/32)`.
 #[derive(Debug)]
 pub struct ResNet {
@@ -63,10 +65,7 @@ impl Block {
                 b2,
                 down,
             } => {
-                let y = x
-                    .apply(c1)
-                    .apply_t(b1, train)
-                    .relu()
+                let y = relu_(x.apply(c1).apply_t(b1, train))
                     .apply(c2)
                     .apply_t(b2, train);
                 (y, down)
@@ -80,11 +79,8 @@ impl Block {
                 b3,
                 down,
             } => {
-                let y = x.apply(c1).apply_t(b1, train).relu();
-                let y = y
-                    .apply(c2)
-                    .apply_t(b2, train)
-                    .relu()
+                let y = relu_(x.apply(c1).apply_t(b1, train));
+                let y = relu_(y.apply(c2).apply_t(b2, train))
                     .apply(c3)
                     .apply_t(b3, train);
                 (y, down)
@@ -94,7 +90,9 @@ impl Block {
             Some((c, b)) => x.apply(c).apply_t(b, train),
             None => x.shallow_clone(),
         };
-        (out + shortcut).relu()
+        let mut out = out;
+        out += shortcut;
+        relu_(out)
     }
 }
 
@@ -190,11 +188,13 @@ pub fn resnet(root: &nn::Path, depth: Depth) -> ResNet {
 
 impl ModuleT for ResNet {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut x = xs
-            .apply(&self.stem_conv)
-            .apply_t(&self.stem_bn, train)
-            .relu()
-            .max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        let mut x = relu_(xs.apply(&self.stem_conv).apply_t(&self.stem_bn, train)).max_pool2d(
+            [3, 3],
+            [2, 2],
+            [1, 1],
+            [1, 1],
+            false,
+        );
         for layer in &self.layers {
             for block in layer {
                 x = block.forward_t(&x, train);
