@@ -16,7 +16,6 @@ Prints one JSON line: seconds for the epoch (training and validation), error rat
 import json
 from pathlib import Path
 import os
-import resource
 import sys
 import time
 import warnings
@@ -64,8 +63,7 @@ def main():
         err = float(learn.validate()[1])
     print(json.dumps({"impl": f"fastai {fastai.__version__} (torch {torch.__version__})", "seconds": round(secs, 2),
                       "error_rate": round(err, 4), "train": len(dls.train_ds), "valid": len(dls.valid_ds),
-                      "size": size, "bs": bs, "threads": threads,
-                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
+                      "size": size, "bs": bs, "threads": threads}))
 
 
 if __name__ == "__main__":

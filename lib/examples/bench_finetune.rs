@@ -9,7 +9,7 @@
 //!     cargo run --release --example bench_finetune -- [PER_CLASS] [SIZE] [BS] [THREADS]
 //!
 //! Prints one JSON line: seconds for the epoch (training and validation), the error rate after it,
-//! the image counts and the peak resident memory (VmHWM).
+//! the image counts (bench/bench.py measures the peak memory from outside).
 
 use std::time::Instant;
 
@@ -54,14 +54,8 @@ fn main() -> fastai::Result<()> {
     learn.fit_one_cycle(1, Some(lr))?;
     let secs = t0.elapsed().as_secs_f64();
     let (_, metrics) = learn.validate()?;
-    let hwm = std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:").map(str::to_string))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0);
     println!(
-        "{{\"impl\":\"fastai-rs\",\"seconds\":{secs:.2},\"error_rate\":{:.4},\"train\":{n_train},\"valid\":{n_valid},\"size\":{size},\"bs\":{bs},\"threads\":{threads},\"peak_rss_mb\":{hwm:.0}}}",
+        "{{\"impl\":\"fastai-rs\",\"seconds\":{secs:.2},\"error_rate\":{:.4},\"train\":{n_train},\"valid\":{n_valid},\"size\":{size},\"bs\":{bs},\"threads\":{threads}}}",
         metrics[0].1
     );
     Ok(())

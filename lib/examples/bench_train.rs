@@ -6,7 +6,7 @@
 //!     cargo run --release --example bench_train -- ARCH SIZE BS MODE [ITERS] [THREADS]
 //!
 //! MODE is `train` or `eval`. Prints one JSON line: images/second over ITERS timed steps after
-//! 3 warm-up steps, the peak resident memory of the process (VmHWM), and the settings.
+//! 3 warm-up steps, and the settings (bench/bench.py measures the peak memory from outside).
 
 use std::time::Instant;
 
@@ -35,15 +35,6 @@ fn placeholder_data(classes: usize) -> fastai::Result<ImageDataBunch> {
     let data = ImageDataBunch::from_lists(&dir, files, labels, opts)?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(data)
-}
-
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 fn main() -> fastai::Result<()> {
@@ -100,10 +91,9 @@ fn main() -> fastai::Result<()> {
     }
     let secs = t0.elapsed().as_secs_f64();
     println!(
-        "{{\"impl\":\"fastai-rs\",\"arch\":\"{}\",\"size\":{size},\"bs\":{bs},\"mode\":\"{mode}\",\"threads\":{threads},\"iters\":{iters},\"img_per_s\":{:.2},\"peak_rss_mb\":{:.0}}}",
+        "{{\"impl\":\"fastai-rs\",\"arch\":\"{}\",\"size\":{size},\"bs\":{bs},\"mode\":\"{mode}\",\"threads\":{threads},\"iters\":{iters},\"img_per_s\":{:.2}}}",
         arch.name(),
-        (iters as i64 * bs) as f64 / secs,
-        peak_rss_mb()
+        (iters as i64 * bs) as f64 / secs
     );
     Ok(())
 }
