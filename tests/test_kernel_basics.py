@@ -163,3 +163,42 @@ def test_inspect_shows_a_variables_type_and_a_functions_signature(kernel):
     assert content["status"] == "ok" and content["found"] is False, content
     content = _inspect(kernel, "1 + 2")
     assert content["found"] is False, content
+
+
+def test_final_values_print_as_evcxr_prints_them(kernel):
+    """Plain values take the kernel's one-compile shortcut; everything else, and every `:fmt`
+    other than {:?} / {:#?}, goes through evcxr's own path. The text must be the same either way,
+    and types with a rich display of their own keep it (also behind a Box)."""
+    assert kernel.run("1 + 1").result() == "2"
+    assert kernel.run('vec![Some(1.5f32), None]').result() == "[Some(1.5), None]"
+    assert kernel.run('("a", 2u8, \'c\')').result() == "(\"a\", 2, 'c')"
+    assert kernel.run('String::from("hi")').result() == '"hi"'
+    # a library type (no shortcut): evcxr's Debug fallback
+    assert kernel.run("get_transforms().max_rotate").result() == "10.0"
+    assert kernel.run("get_transforms()").result().startswith("Transforms {")
+    # a rich display of the user's own, direct and through a Box
+    kernel.run(
+        "#[derive(Debug)] struct Shown;\n"
+        "impl Shown { fn evcxr_display(&self) { "
+        'println!("EVCXR_BEGIN_CONTENT text/html\\n<b>shown</b>\\nEVCXR_END_CONTENT"); } }'
+    )
+    for code in ["Shown", "Box::new(Shown)"]:
+        cell = kernel.run(code)
+        assert cell.status == "ok", cell.reply
+        shown = [c["data"] for c in cell.of_type("execute_result") + cell.of_type("display_data")]
+        assert any("text/html" in d and "<b>shown</b>" in d["text/html"] for d in shown), (code, shown)
+    # :fmt and :types change the text, and back
+    kernel.run(":fmt {:#?}")
+    assert kernel.run("Some(1)").result() == "Some(\n    1,\n)"
+    kernel.run(":fmt {:x}")
+    assert kernel.run("255").result() == "ff"
+    kernel.run(":fmt")
+    assert kernel.run("255").result() == "255"
+    kernel.run(":types")
+    assert kernel.run("255u8").result() == ": u8 = 255"
+    kernel.run(":types")
+    assert kernel.run("vec![1]").result() == "[1]"
+    # a cell that changes the format and shows a value uses the new format at once
+    # (evcxr puts the command's own answer first)
+    assert kernel.run(":fmt {:#?}\n(1, 2)").result() == "Output format: {:#?}\n(\n    1,\n    2,\n)"
+    kernel.run(":fmt")

@@ -15,6 +15,7 @@ use evcxr::{CommandContext, EvalContextOutputs};
 use tokio::sync::oneshot;
 
 use crate::inspect::Inspection;
+use crate::shortcut;
 
 /// Which stream a line of output came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,10 +223,16 @@ fn engine_thread(
     let last_stderr = Arc::new(Mutex::new(Instant::now()));
     start_forwarder(outputs, sink.clone(), last_stderr.clone());
 
-    // Preload the library before the first request is served (requests queue meanwhile).
+    // Preload the library before the first request is served (requests queue meanwhile),
+    // together with the plain-value display shortcut (one compilation for both).
+    let mut format = shortcut::Format::default();
     let mut preload_error = None;
     if let Some(code) = preload {
         let t0 = Instant::now();
+        let code = match shortcut_definition(&format) {
+            Some(shortcut) => format!("{code}\n{shortcut}"),
+            None => code,
+        };
         match ctx.execute(&code) {
             Ok(_) => eprintln!(
                 "fastai-kernel: fastai preloaded in {:.1} s",
@@ -237,8 +244,12 @@ fn engine_thread(
                     "note: the fastai library could not be preloaded ({e}); `use fastai::vision::*;` \
                      will not work until this is fixed (re-run ./install.sh)"
                 ));
+                define_shortcut(&mut ctx, &format);
             }
         }
+        warm_up_analyzer(&mut ctx);
+    } else {
+        define_shortcut(&mut ctx, &format);
     }
     flags.preloading.store(false, Ordering::SeqCst);
 
@@ -249,10 +260,28 @@ fn engine_thread(
                     sink(Stream::Stderr, note);
                 }
                 seq += 1;
+                // `:fmt` / `:types`: evcxr's own fallback prints this cell's value.
+                let new_format = shortcut::changes_format(&code);
+                if new_format {
+                    define_shortcut(
+                        &mut ctx,
+                        &shortcut::Format {
+                            types: true,
+                            ..format.clone()
+                        },
+                    );
+                }
                 flags.interrupt.store(NOT_INTERRUPTED, Ordering::SeqCst);
                 flags.running.store(seq, Ordering::SeqCst);
                 let result = ctx.execute(&code);
                 flags.running.store(0, Ordering::SeqCst);
+                if new_format {
+                    // evcxr keeps the commands' changes only when the cell succeeds.
+                    if result.is_ok() {
+                        format.apply_commands(&code);
+                    }
+                    define_shortcut(&mut ctx, &format);
+                }
                 let interrupted = flags.interrupt.swap(NOT_INTERRUPTED, Ordering::SeqCst);
                 let outcome = match result {
                     Err(evcxr::Error::SubprocessTerminated(_))
@@ -261,7 +290,19 @@ fn engine_thread(
                         Outcome::Interrupted { killed: true }
                     }
                     Ok(_) if interrupted == SIGINT_SENT => Outcome::Interrupted { killed: false },
-                    Ok(out) => Outcome::Ok(out.content_by_mime_type),
+                    Ok(out) => {
+                        // `:timing` on: evcxr measured the phases of the cell; show them as
+                        // the stock kernel does, under the cell.
+                        if out.timing.is_some() && !out.phases.is_empty() {
+                            let phases: Vec<(&str, Duration)> = out
+                                .phases
+                                .iter()
+                                .map(|p| (p.name.as_str(), p.duration))
+                                .collect();
+                            sink(Stream::Stdout, format_phases(&phases));
+                        }
+                        Outcome::Ok(out.content_by_mime_type)
+                    }
                     Err(evcxr::Error::CompilationErrors(errors)) => Outcome::CompileErrors {
                         evalue: crate::errors::summary(&errors),
                         traceback: crate::errors::render_compile_errors(&code, &errors),
@@ -292,6 +333,52 @@ fn engine_thread(
                 let _ = reply.send(answer);
             }
         }
+    }
+}
+
+/// (Re)defines the plain-value display trait (see [`crate::shortcut`]); a failure only costs
+/// speed, so it is logged, not shown.
+fn define_shortcut(ctx: &mut CommandContext, format: &shortcut::Format) {
+    if let Some(code) = shortcut_definition(format) {
+        if let Err(e) = ctx.execute(&code) {
+            eprintln!("fastai-kernel: the display shortcut could not be defined: {e}");
+        }
+    }
+}
+
+/// The shortcut's session code, its files written into the build folder.
+fn shortcut_definition(format: &shortcut::Format) -> Option<String> {
+    let dir = std::env::var_os("EVCXR_TMPDIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    shortcut::definition(&dir, format)
+        .map_err(|e| {
+            eprintln!(
+                "fastai-kernel: cannot write the display shortcut in {}: {e}",
+                dir.display()
+            )
+        })
+        .ok()
+}
+
+/// evcxr asks rust-analyzer for the type of every variable a cell defines. The first time, it
+/// reads and indexes the sources of every crate the library depends on (about 4 s here), so
+/// that cost would land on the user's first `let`. A type query on a throwaway snippet pays it
+/// during the preload instead, while the notebook is already usable, and defines nothing.
+fn warm_up_analyzer(ctx: &mut CommandContext) {
+    const SNIPPET: &str = "let fastai_kernel_warm_up = vec![1u8].len() + 1;";
+    let t0 = Instant::now();
+    let hover = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ctx.hover_at(SNIPPET, SNIPPET.find("len").unwrap_or(0) + 3)
+    }));
+    match hover {
+        Ok(Ok(_)) => eprintln!(
+            "fastai-kernel: rust-analyzer ready in {:.1} s",
+            t0.elapsed().as_secs_f64()
+        ),
+        _ => eprintln!(
+            "fastai-kernel: rust-analyzer warm-up failed (the first `let` will be slower)"
+        ),
     }
 }
 
@@ -335,4 +422,15 @@ fn settle(stderr: &Receiver<String>, last: &Arc<Mutex<Instant>>) {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// One line per compilation phase, as `:timing` asks for.
+fn format_phases(phases: &[(&str, Duration)]) -> String {
+    let total: Duration = phases.iter().map(|p| p.1).sum();
+    let mut text = String::from("timing:");
+    for (name, duration) in phases {
+        text.push_str(&format!(" {name} {} ms,", duration.as_millis()));
+    }
+    text.push_str(&format!(" total {} ms", total.as_millis()));
+    text
 }

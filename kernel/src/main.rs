@@ -18,6 +18,7 @@ mod kernelspec;
 mod preload;
 mod replies;
 mod server;
+mod shortcut;
 
 use std::path::PathBuf;
 
