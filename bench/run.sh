@@ -7,7 +7,7 @@
 # Needs ./install.sh to have run. Installs, outside the project's own environment:
 #   .venv-bench/                      full PyPI torch + torchvision + fastai (about 5 GB: the
 #                                     CPU-minimal libtorch of .venv cannot run Python torch)
-#   target/bench-peers/evcxr/         the stock evcxr_jupyter kernel (cargo install, ~10 min)
+#   target/bench-peers/evcxr/         the stock evcxr_jupyter kernel (cargo install, 5-9 min)
 #   target/bench-peers/evcxr-state/   its config and compilation cache
 #   target/bench/photos/              512 real-photo JPEGs for the loader case
 set -euo pipefail
