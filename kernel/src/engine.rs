@@ -229,7 +229,7 @@ fn engine_thread(
     let mut preload_error = None;
     if let Some(code) = preload {
         let t0 = Instant::now();
-        let code = match shortcut_definition(&format) {
+        let code = match shortcut_definition(format.variant()) {
             Some(shortcut) => format!("{code}\n{shortcut}"),
             None => code,
         };
@@ -244,12 +244,12 @@ fn engine_thread(
                     "note: the fastai library could not be preloaded ({e}); `use fastai::vision::*;` \
                      will not work until this is fixed (re-run ./install.sh)"
                 ));
-                define_shortcut(&mut ctx, &format);
+                define_shortcut(&mut ctx, format.variant());
             }
         }
         warm_up_analyzer(&mut ctx);
     } else {
-        define_shortcut(&mut ctx, &format);
+        define_shortcut(&mut ctx, format.variant());
     }
     flags.preloading.store(false, Ordering::SeqCst);
 
@@ -263,13 +263,7 @@ fn engine_thread(
                 // `:fmt` / `:types`: evcxr's own fallback prints this cell's value.
                 let new_format = shortcut::changes_format(&code);
                 if new_format {
-                    define_shortcut(
-                        &mut ctx,
-                        &shortcut::Format {
-                            types: true,
-                            ..format.clone()
-                        },
-                    );
+                    define_shortcut(&mut ctx, shortcut::Variant::Off);
                 }
                 flags.interrupt.store(NOT_INTERRUPTED, Ordering::SeqCst);
                 flags.running.store(seq, Ordering::SeqCst);
@@ -280,7 +274,7 @@ fn engine_thread(
                     if result.is_ok() {
                         format.apply_commands(&code);
                     }
-                    define_shortcut(&mut ctx, &format);
+                    define_shortcut(&mut ctx, format.variant());
                 }
                 let interrupted = flags.interrupt.swap(NOT_INTERRUPTED, Ordering::SeqCst);
                 let outcome = match result {
@@ -338,8 +332,8 @@ fn engine_thread(
 
 /// (Re)defines the plain-value display trait (see [`crate::shortcut`]); a failure only costs
 /// speed, so it is logged, not shown.
-fn define_shortcut(ctx: &mut CommandContext, format: &shortcut::Format) {
-    if let Some(code) = shortcut_definition(format) {
+fn define_shortcut(ctx: &mut CommandContext, variant: shortcut::Variant) {
+    if let Some(code) = shortcut_definition(variant) {
         if let Err(e) = ctx.execute(&code) {
             eprintln!("fastai-kernel: the display shortcut could not be defined: {e}");
         }
@@ -347,11 +341,11 @@ fn define_shortcut(ctx: &mut CommandContext, format: &shortcut::Format) {
 }
 
 /// The shortcut's session code, its files written into the build folder.
-fn shortcut_definition(format: &shortcut::Format) -> Option<String> {
+fn shortcut_definition(variant: shortcut::Variant) -> Option<String> {
     let dir = std::env::var_os("EVCXR_TMPDIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
-    shortcut::definition(&dir, format)
+    shortcut::definition(&dir, variant)
         .map_err(|e| {
             eprintln!(
                 "fastai-kernel: cannot write the display shortcut in {}: {e}",

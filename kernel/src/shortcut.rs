@@ -99,10 +99,43 @@ impl Default for Format {
     }
 }
 
+/// Which definition of the trait the session has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// The trait without implementations: every value goes through evcxr's own fallback.
+    Off,
+    /// `{:?}`
+    Plain,
+    /// `{:#?}`
+    Pretty,
+}
+
+impl Variant {
+    fn format_string(self) -> Option<&'static str> {
+        match self {
+            Variant::Off => None,
+            Variant::Plain => Some("{:?}"),
+            Variant::Pretty => Some("{:#?}"),
+        }
+    }
+
+    fn file_name(self) -> &'static str {
+        match self {
+            Variant::Off => "fastai_kernel_display_off.rs",
+            Variant::Plain => "fastai_kernel_display_plain.rs",
+            Variant::Pretty => "fastai_kernel_display_pretty.rs",
+        }
+    }
+}
+
 impl Format {
-    /// Whether the shortcut can print exactly what evcxr would.
-    fn supported(&self) -> bool {
-        !self.types && (self.format == "{:?}" || self.format == "{:#?}")
+    /// The definition that prints exactly what evcxr would with this format.
+    pub fn variant(&self) -> Variant {
+        match (self.types, self.format.as_str()) {
+            (false, "{:?}") => Variant::Plain,
+            (false, "{:#?}") => Variant::Pretty,
+            _ => Variant::Off,
+        }
     }
 
     /// Applies the `:fmt` and `:types` commands of a cell, as evcxr does (`:fmt` alone resets
@@ -136,16 +169,15 @@ pub fn changes_format(code: &str) -> bool {
     Format::default().apply_commands(code)
 }
 
-/// The module's body for `format`: the trait, and when the format is supported, its
-/// implementations; otherwise the trait alone, which hands every value back to evcxr.
-pub fn module_body(format: &Format) -> String {
+/// The module's body: the trait, and unless `Off`, its implementations.
+pub fn module_body(variant: Variant) -> String {
     let mut code = format!(
         "// Written by fastai-kernel (see its shortcut.rs): plain values shown in one compilation.\n\
          pub trait {TRAIT} {{\n    fn evcxr_display(&self);\n}}\n"
     );
-    if !format.supported() {
+    let Some(format_string) = variant.format_string() else {
         return code;
-    }
+    };
     // Written like evcxr's own text/plain output: one locked write of the begin line, the
     // text and the end line.
     code.push_str(
@@ -154,7 +186,7 @@ pub fn module_body(format: &Format) -> String {
          let _ = write!(out, \"EVCXR_BEGIN_CONTENT text/plain\\n{}\\nEVCXR_END_CONTENT\\n\", text);\n    \
          let _ = out.flush();\n}\n",
     );
-    let body = format!("{{ send_plain(&format!({:?}, self)) }}", format.format);
+    let body = format!("{{ send_plain(&format!({format_string:?}, self)) }}");
     for ty in SIMPLE {
         code.push_str(&format!(
             "impl {TRAIT} for {ty} {{\n    #[inline]\n    fn evcxr_display(&self) {body}\n}}\n"
@@ -168,19 +200,12 @@ pub fn module_body(format: &Format) -> String {
     code
 }
 
-/// Writes the module's body for `format` into `dir` (one file per variant, so a module
+/// Writes the module's body for `variant` into `dir` (one file per variant, so a module
 /// defined earlier never sees its file change) and returns the session code that defines the
 /// module from it and imports the trait.
-pub fn definition(dir: &Path, format: &Format) -> std::io::Result<String> {
-    let variant = if !format.supported() {
-        "off"
-    } else if format.format == "{:#?}" {
-        "pretty"
-    } else {
-        "plain"
-    };
-    let file: PathBuf = dir.join(format!("fastai_kernel_display_{variant}.rs"));
-    let body = module_body(format);
+pub fn definition(dir: &Path, variant: Variant) -> std::io::Result<String> {
+    let file: PathBuf = dir.join(variant.file_name());
+    let body = module_body(variant);
     if std::fs::read_to_string(&file).ok().as_deref() != Some(body.as_str()) {
         let tmp = file.with_extension("rs.tmp");
         std::fs::write(&tmp, &body)?;
@@ -202,14 +227,15 @@ mod tests {
         assert!(!f.apply_commands("let x = 1;\nx + 1"));
         assert!(f.apply_commands(":fmt {:#?}"));
         assert_eq!(f.format, "{:#?}");
-        assert!(f.supported());
+        assert_eq!(f.variant(), Variant::Pretty);
         assert!(f.apply_commands("  :fmt   {:x}  \n1"));
         assert_eq!(f.format, "{:x}");
-        assert!(!f.supported());
+        assert_eq!(f.variant(), Variant::Off);
         assert!(f.apply_commands(":fmt"));
         assert_eq!(f, Format::default());
         assert!(f.apply_commands(":types"));
-        assert!(f.types && !f.supported());
+        assert!(f.types);
+        assert_eq!(f.variant(), Variant::Off);
         f.apply_commands(":types");
         assert!(!f.types);
         // other commands that merely start alike are not taken for these
@@ -217,26 +243,20 @@ mod tests {
     }
 
     #[test]
-    fn definition_follows_the_format() {
-        let plain = module_body(&Format::default());
+    fn definition_follows_the_variant() {
+        assert_eq!(Format::default().variant(), Variant::Plain);
+        let plain = module_body(Variant::Plain);
         assert!(plain.contains("impl FastaiKernelPlainDisplay for i32"));
         assert!(plain.contains("format!(\"{:?}\", self)"));
-        let pretty = module_body(&Format {
-            format: "{:#?}".into(),
-            types: false,
-        });
-        assert!(pretty.contains("format!(\"{:#?}\", self)"));
-        let off = module_body(&Format {
-            format: "{:x}".into(),
-            types: false,
-        });
+        assert!(module_body(Variant::Pretty).contains("format!(\"{:#?}\", self)"));
+        let off = module_body(Variant::Off);
         assert!(off.contains("pub trait FastaiKernelPlainDisplay"));
         assert!(!off.contains("impl"));
 
         let dir =
             std::env::temp_dir().join(format!("fastai-kernel-shortcut-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let code = definition(&dir, &Format::default()).unwrap();
+        let code = definition(&dir, Variant::Plain).unwrap();
         assert!(code.starts_with("mod fastai_kernel_display { include!("));
         let file = dir.join("fastai_kernel_display_plain.rs");
         assert_eq!(std::fs::read_to_string(&file).unwrap(), plain);
