@@ -202,3 +202,14 @@ def test_final_values_print_as_evcxr_prints_them(kernel):
     # (evcxr puts the command's own answer first)
     assert kernel.run(":fmt {:#?}\n(1, 2)").result() == "Output format: {:#?}\n(\n    1,\n    2,\n)"
     kernel.run(":fmt")
+
+
+def test_timing_shows_the_phases_of_a_cell(kernel):
+    kernel.run(":timing")
+    try:
+        cell = kernel.run("1 + 1")
+        assert cell.result() == "2"
+        assert "timing:" in cell.stdout and "Final compile" in cell.stdout, cell.stdout
+    finally:
+        kernel.run(":timing")
+    assert "timing:" not in kernel.run("1 + 1").stdout
