@@ -100,6 +100,20 @@ def test_the_library_is_preloaded(kernel):
     assert cell.result() == "12.0"
 
 
+def test_cells_share_one_copy_of_the_library_and_run_tensor_code(kernel):
+    """The kernel links the library as one shared library: a function of it has the same address
+    in every cell (linked statically, each cell would carry a copy of its own). tch's inlined
+    methods, compiled into the cell, call libtorch's C glue directly, which that shared library
+    has to export, or the cell would not load."""
+    assert kernel.run("let first = fastai::device_info as usize;").status == "ok"
+    assert kernel.run("fastai::device_info as usize == first").result() == "true"
+    cell = kernel.run(
+        "let t = Tensor::from_slice(&[1.0f32, 2.0, 3.0]);\n(&t * 2.0).sum(Kind::Float).double_value(&[])"
+    )
+    assert cell.status == "ok", cell.of_type("error") or cell.stderr
+    assert cell.result() == "12.0"
+
+
 def test_an_error_returned_with_question_mark_is_an_error(kernel):
     cell = kernel.run('let files = get_image_files("/no/such/folder")?;')
     assert cell.status == "error", cell.reply["content"]

@@ -76,14 +76,15 @@ pub struct Engine {
 
 impl Engine {
     /// Starts the engine thread. The evcxr context is created there; requests wait for it.
-    pub fn start(sink: OutputSink, preload: Option<String>) -> Engine {
+    /// `preload`: code to run first, alternatives in the order to try them (empty: none).
+    pub fn start(sink: OutputSink, preload: Vec<String>) -> Engine {
         let (tx, rx) = crossbeam_channel::unbounded::<Request>();
         let child = Arc::new(Mutex::new(None));
         let (running, interrupt) = (
             Arc::new(AtomicU64::new(0)),
             Arc::new(AtomicU8::new(NOT_INTERRUPTED)),
         );
-        let preloading = Arc::new(AtomicBool::new(preload.is_some()));
+        let preloading = Arc::new(AtomicBool::new(!preload.is_empty()));
         let flags = CellFlags {
             child: child.clone(),
             running: running.clone(),
@@ -188,12 +189,7 @@ struct CellFlags {
     preloading: Arc<AtomicBool>,
 }
 
-fn engine_thread(
-    rx: Receiver<Request>,
-    sink: OutputSink,
-    flags: CellFlags,
-    preload: Option<String>,
-) {
+fn engine_thread(rx: Receiver<Request>, sink: OutputSink, flags: CellFlags, preload: Vec<String>) {
     let child = flags.child.clone();
     let mut seq = 0u64;
     let (mut ctx, outputs) = match CommandContext::new() {
@@ -227,25 +223,37 @@ fn engine_thread(
     // together with the plain-value display shortcut (one compilation for both).
     let mut format = shortcut::Format::default();
     let mut preload_error = None;
-    if let Some(code) = preload {
+    if !preload.is_empty() {
         let t0 = Instant::now();
-        let code = match shortcut_definition(format.variant()) {
-            Some(shortcut) => format!("{code}\n{shortcut}"),
-            None => code,
-        };
-        match ctx.execute(&code) {
-            Ok(_) => eprintln!(
-                "fastai-kernel: fastai preloaded in {:.1} s",
-                t0.elapsed().as_secs_f64()
-            ),
-            Err(e) => {
-                eprintln!("fastai-kernel: preloading fastai failed: {e}");
-                preload_error = Some(format!(
-                    "note: the fastai library could not be preloaded ({e}); `use fastai::vision::*;` \
-                     will not work until this is fixed (re-run ./install.sh)"
-                ));
-                define_shortcut(&mut ctx, format.variant());
+        let shortcut = shortcut_definition(format.variant());
+        let mut failures = Vec::new();
+        for code in &preload {
+            let code = match &shortcut {
+                Some(shortcut) => format!("{code}\n{shortcut}"),
+                None => code.clone(),
+            };
+            match ctx.execute(&code) {
+                Ok(_) => {
+                    eprintln!(
+                        "fastai-kernel: fastai preloaded in {:.1} s",
+                        t0.elapsed().as_secs_f64()
+                    );
+                    failures.clear();
+                    break;
+                }
+                Err(e) => {
+                    // evcxr keeps nothing of a cell that failed: the next alternative starts clean.
+                    eprintln!("fastai-kernel: preloading fastai failed: {e}");
+                    failures.push(e.to_string());
+                }
             }
+        }
+        if let Some(e) = failures.last() {
+            preload_error = Some(format!(
+                "note: the fastai library could not be preloaded ({e}); `use fastai::vision::*;` \
+                 will not work until this is fixed (re-run ./install.sh)"
+            ));
+            define_shortcut(&mut ctx, format.variant());
         }
         warm_up_analyzer(&mut ctx);
     } else {

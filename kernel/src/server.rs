@@ -58,7 +58,9 @@ pub fn run(connection_file: &Path) -> Result<()> {
     let slot = crate::preload::acquire_slot()?;
     std::env::set_var("EVCXR_TMPDIR", &slot.dir);
     eprintln!("fastai-kernel: build folder {}", slot.dir.display());
-    let preload = crate::preload::lib_dir().map(|lib| crate::preload::preload_code(&lib));
+    let preload = crate::preload::lib_dir()
+        .map(|lib| crate::preload::preload_codes(&lib))
+        .unwrap_or_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -115,7 +117,7 @@ struct Kernel {
 
 async fn serve(
     info: ConnectionInfo,
-    preload: Option<String>,
+    preload: Vec<String>,
     build_lines: UnboundedReceiver<String>,
 ) -> Result<()> {
     let session = uuid::Uuid::new_v4().to_string();
