@@ -218,6 +218,31 @@ def test_final_values_print_as_evcxr_prints_them(kernel):
     kernel.run(":fmt")
 
 
+def test_library_values_show_in_one_compilation(kernel):
+    """The library's values carry evcxr's display method (fastai::display::value): a cell that
+    ends in one compiles once (evcxr's `:timing` calls the second compilation of its fallback
+    `Fallback`), and a tensor shows its values, where Debug shows a shape."""
+    assert kernel.run(":timing").status == "ok"
+    try:
+        cell = kernel.run("Tensor::from_slice(&[1.5f32, 2.0, 3.0]) * 2.0")
+        assert cell.status == "ok", cell.reply
+        text = cell.result()
+        assert "3." in text and "4." in text and "6." in text, text
+        assert "Fallback" not in cell.stdout, cell.stdout
+        cell = kernel.run("device_info()")
+        assert cell.status == "ok", cell.reply
+        printed = kernel.run('println!("{}", device_info());').stdout
+        printed = "".join(l for l in printed.splitlines(True) if not l.startswith("timing:"))
+        assert cell.result() == printed.rstrip("\n")
+        assert "Fallback" not in cell.stdout, cell.stdout
+        # a library type without the method still shows, through evcxr's second compilation
+        cell = kernel.run("get_transforms()")
+        assert cell.result().startswith("Transforms {")
+        assert "Fallback" in cell.stdout, cell.stdout
+    finally:
+        kernel.run(":timing")
+
+
 def test_timing_shows_the_phases_of_a_cell(kernel):
     kernel.run(":timing")
     try:

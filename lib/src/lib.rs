@@ -28,6 +28,7 @@ pub mod vision {
         PathExt, Stats, Transforms, URLs,
     };
     pub use crate::device::{device, device_info, DeviceInfo};
+    pub use crate::display::value::CellValue;
     pub use crate::display::{clear_output, display, DisplayHandle, Rich};
     pub use crate::interpret::{ClassificationInterpretation, ImageCleaner};
     pub use crate::learner::export::{load_learner, Predictor};

@@ -22,6 +22,7 @@
 
 pub mod figure;
 pub mod progress;
+pub mod value;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
