@@ -72,6 +72,16 @@ fn most_confused_sorts_by_count_then_actual_then_predicted() {
 }
 
 #[test]
+fn the_summary_counts_mistakes_and_names_the_most_confused() {
+    let (_, _, interp) = hand_made();
+    assert_eq!(
+        interp.to_string(),
+        "ClassificationInterpretation: 8 items, 4 classes, 5 wrong (error rate 0.6250)\n  \
+         a taken for b: 2\n  b taken for c: 1\n  c taken for a: 1"
+    );
+}
+
+#[test]
 fn top_losses_are_exact_and_ties_keep_item_order() {
     let (probs, targets, interp) = hand_made();
     let (losses, idx) = interp.top_losses(None);

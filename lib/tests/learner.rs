@@ -80,6 +80,24 @@ fn learns_a_learnable_task_with_a_pretrained_body() {
     );
     assert_eq!(learn.recorder.valid_losses.len(), 5);
     assert_eq!(learn.recorder.lrs.len(), 5 * learn.data.train_dl.len());
+    // what a cell that ends in `learn` shows
+    let summary = learn.to_string();
+    assert!(
+        summary.starts_with("Learner: mobilenet_v2 (pretrained), 3 classes, 64x64 images, bs 8"),
+        "{summary}"
+    );
+    assert!(summary.contains("2 of 3 layer groups frozen"), "{summary}");
+    assert!(
+        summary.contains("metrics: error_rate, accuracy"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!(
+            "last fit: 5 epoch(s), valid_loss {:.4}, error_rate ",
+            learn.recorder.valid_losses[4]
+        )),
+        "{summary}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -139,6 +157,12 @@ fn save_load_and_export_predict_round_trip() {
     let exported = learn.export(None).unwrap();
     let predictor = load_learner_on(&exported, Device::Cpu).unwrap();
     assert_eq!(predictor.info.classes, learn.data.classes);
+    assert!(
+        predictor
+            .to_string()
+            .starts_with("Predictor: mobilenet_v2, 64x64 images, on Cpu, 3 classes: "),
+        "{predictor}"
+    );
     let (class2, idx2, probs2) = predictor.predict(&file).unwrap();
     assert_eq!((class.as_str(), idx), (class2.as_str(), idx2));
     assert!(probs.equal(&probs2));

@@ -5,7 +5,8 @@
 //! second time to print `{:?}`. [`CellValue`], in scope through `fastai::vision::*`, gives the
 //! library's types that method, so such a cell compiles once (about 0.3 s less with the library
 //! loaded), and shows the text a person wants rather than the derived `Debug` dump:
-//! `ImageDataBunch` its summary, `DeviceInfo` its one-line report, and a `Tensor` its values
+//! `ImageDataBunch`, `Learner`, `ClassificationInterpretation` and `Predictor` a summary,
+//! `DeviceInfo` its one-line report, and a `Tensor` its values
 //! the way PyTorch prints them (tch's `Display`: large tensors summarized), where `Debug` gives
 //! only the shape for most tensors.
 //!
@@ -16,8 +17,10 @@ use std::io::Write;
 
 use crate::data::{DownloadImagesReport, ImageDataBunch, VerifyReport};
 use crate::device::DeviceInfo;
-use crate::interpret::ImageCleaner;
+use crate::interpret::{ClassificationInterpretation, ImageCleaner};
+use crate::learner::export::Predictor;
 use crate::learner::optim::Lr;
+use crate::learner::Learner;
 
 /// The `evcxr_display` method of the library's values (see the module's documentation).
 pub trait CellValue {
@@ -49,6 +52,9 @@ macro_rules! shown_with_display {
 shown_with_display!(
     tch::Tensor,
     ImageDataBunch,
+    Learner,
+    ClassificationInterpretation,
+    Predictor,
     DeviceInfo,
     Lr,
     VerifyReport,

@@ -50,6 +50,35 @@ pub struct ClassificationInterpretation {
     p_actual: Vec<f64>,
 }
 
+/// A summary, as a cell that ends in `interp` shows it.
+impl std::fmt::Display for ClassificationInterpretation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.target_v.len();
+        let wrong = self
+            .target_v
+            .iter()
+            .zip(&self.pred_v)
+            .filter(|(t, p)| t != p)
+            .count();
+        write!(
+            f,
+            "ClassificationInterpretation: {n} items, {} classes, {wrong} wrong (error rate {:.4})",
+            self.classes.len(),
+            if n == 0 { 0.0 } else { wrong as f64 / n as f64 }
+        )?;
+        for (actual, predicted, count) in self.most_confused(1).into_iter().take(3) {
+            write!(f, "\n  {actual} taken for {predicted}: {count}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for ClassificationInterpretation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 fn is_float(k: Kind) -> bool {
     matches!(
         k,

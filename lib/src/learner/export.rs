@@ -107,6 +107,39 @@ pub struct Predictor {
     pub model: CnnModel,
 }
 
+impl std::fmt::Display for Predictor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown: Vec<&str> = self
+            .info
+            .classes
+            .iter()
+            .take(5)
+            .map(String::as_str)
+            .collect();
+        write!(
+            f,
+            "Predictor: {}, {}x{} images, on {:?}, {} classes: {}{}",
+            self.info.arch,
+            self.info.size,
+            self.info.size,
+            self.vs.device(),
+            self.info.classes.len(),
+            shown.join(", "),
+            if self.info.classes.len() > shown.len() {
+                ", ..."
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+impl std::fmt::Debug for Predictor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 /// Loads a file written by [`Learner::export`] onto [`crate::device()`].
 pub fn load_learner(path: impl AsRef<Path>) -> Result<Predictor> {
     load_learner_on(path, crate::device())

@@ -97,6 +97,69 @@ pub struct Learner {
     mixed: Option<mixed::LossScaler>,
 }
 
+/// A summary, as a cell that ends in `learn` shows it: the architecture, the data, how much of
+/// the model trains, the metrics and the last fit's results.
+impl std::fmt::Display for Learner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (total, trainable) = self.params.iter().fold((0i64, 0i64), |(t, tr), p| {
+            let n = p.tensor.numel() as i64;
+            (t + n, tr + if p.tensor.requires_grad() { n } else { 0 })
+        });
+        writeln!(
+            f,
+            "Learner: {} ({}), {} classes, {}x{} images, bs {}, on {:?}",
+            self.arch.name(),
+            if self.opts.pretrained {
+                "pretrained"
+            } else {
+                "from scratch"
+            },
+            self.data.c(),
+            self.data.size,
+            self.data.size,
+            self.data.bs,
+            self.data.device()
+        )?;
+        let frozen = match self.frozen_to {
+            0 => "nothing frozen".to_string(),
+            n => format!("{n} of {N_GROUPS} layer groups frozen, BatchNorm trainable"),
+        };
+        writeln!(
+            f,
+            "model: {:.2}M parameters, {:.2}M trainable ({frozen})",
+            total as f64 / 1e6,
+            trainable as f64 / 1e6
+        )?;
+        let metrics: Vec<String> = self.metrics.iter().map(|m| m.name()).collect();
+        write!(
+            f,
+            "metrics: {}",
+            if metrics.is_empty() {
+                "none".to_string()
+            } else {
+                metrics.join(", ")
+            }
+        )?;
+        if let Some(valid_loss) = self.recorder.valid_losses.last() {
+            write!(
+                f,
+                "\nlast fit: {} epoch(s), valid_loss {valid_loss:.4}",
+                self.recorder.valid_losses.len()
+            )?;
+            for (name, value) in self.recorder.metrics.last().into_iter().flatten() {
+                write!(f, ", {name} {value:.4}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Learner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 /// A learner for transfer learning: `arch`'s pretrained body, fastai's head for the data's
 /// classes, the body frozen (its BatchNorm layers excepted).
 pub fn cnn_learner(data: ImageDataBunch, arch: Arch, metrics: &[Metric]) -> Result<Learner> {
