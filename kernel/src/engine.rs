@@ -226,34 +226,18 @@ fn engine_thread(rx: Receiver<Request>, sink: OutputSink, flags: CellFlags, prel
     if !preload.is_empty() {
         let t0 = Instant::now();
         let shortcut = shortcut_definition(format.variant());
-        let mut failures = Vec::new();
-        for code in &preload {
-            let code = match &shortcut {
-                Some(shortcut) => format!("{code}\n{shortcut}"),
-                None => code.clone(),
-            };
-            match ctx.execute(&code) {
-                Ok(_) => {
-                    eprintln!(
-                        "fastai-kernel: fastai preloaded in {:.1} s",
-                        t0.elapsed().as_secs_f64()
-                    );
-                    failures.clear();
-                    break;
-                }
-                Err(e) => {
-                    // evcxr keeps nothing of a cell that failed: the next alternative starts clean.
-                    eprintln!("fastai-kernel: preloading fastai failed: {e}");
-                    failures.push(e.to_string());
-                }
+        match crate::preload::run_first(&mut ctx, &preload, shortcut.as_deref()) {
+            Ok(()) => eprintln!(
+                "fastai-kernel: fastai preloaded in {:.1} s",
+                t0.elapsed().as_secs_f64()
+            ),
+            Err(e) => {
+                preload_error = Some(format!(
+                    "note: the fastai library could not be preloaded ({e}); `use fastai::vision::*;` \
+                     will not work until this is fixed (re-run ./install.sh)"
+                ));
+                define_shortcut(&mut ctx, format.variant());
             }
-        }
-        if let Some(e) = failures.last() {
-            preload_error = Some(format!(
-                "note: the fastai library could not be preloaded ({e}); `use fastai::vision::*;` \
-                 will not work until this is fixed (re-run ./install.sh)"
-            ));
-            define_shortcut(&mut ctx, format.variant());
         }
         warm_up_analyzer(&mut ctx);
     } else {

@@ -86,6 +86,31 @@ pub fn preload_codes(lib: &Path) -> Vec<String> {
     }
 }
 
+/// Runs the first of `codes` (alternatives from [`preload_codes`]) that succeeds, each followed
+/// by `extra`; evcxr keeps nothing of a cell that failed, so each try starts clean. The last
+/// error when none does.
+pub fn run_first(
+    ctx: &mut evcxr::CommandContext,
+    codes: &[String],
+    extra: Option<&str>,
+) -> std::result::Result<(), String> {
+    let mut last = String::from("no code to preload");
+    for code in codes {
+        let code = match extra {
+            Some(extra) => format!("{code}\n{extra}"),
+            None => code.clone(),
+        };
+        match ctx.execute(&code) {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                eprintln!("fastai-kernel: preloading fastai failed: {e}");
+                last = e.to_string();
+            }
+        }
+    }
+    Err(last)
+}
+
 /// The package name of the shared-library crate (its library is called `fastai`).
 const DYLIB_PACKAGE: &str = "fastai-dylib";
 
@@ -94,11 +119,8 @@ const DYLIB_PACKAGE: &str = "fastai-dylib";
 /// (a new modification time would make every slot relink it), through a rename, so kernels
 /// starting at the same time never read half a file.
 pub fn write_dylib_crate(lib: &Path) -> Result<PathBuf> {
-    let dir = cache_dir().join(DYLIB_PACKAGE);
+    let dir = resolved_cache_dir()?.join(DYLIB_PACKAGE);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let dir = dir
-        .canonicalize()
-        .with_context(|| format!("cannot resolve {}", dir.display()))?;
     let manifest = format!(
         "# Written by fastai-kernel (kernel/src/preload.rs): the fastai library as one shared
 # library for the notebook cells.
@@ -158,6 +180,14 @@ fn write_if_changed(path: &Path, content: &str) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// [`cache_dir`], created, as a clean absolute path (no `..`: evcxr's rust-analyzer wants one).
+fn resolved_cache_dir() -> Result<PathBuf> {
+    let base = cache_dir();
+    std::fs::create_dir_all(&base).with_context(|| format!("cannot create {}", base.display()))?;
+    base.canonicalize()
+        .with_context(|| format!("cannot resolve {}", base.display()))
+}
+
 /// A locked build folder; the lock lasts as long as this value (or the process).
 pub struct Slot {
     pub dir: PathBuf,
@@ -166,12 +196,7 @@ pub struct Slot {
 
 /// Locks the first free slot (creating it if needed).
 pub fn acquire_slot() -> Result<Slot> {
-    let base = cache_dir();
-    std::fs::create_dir_all(&base).with_context(|| format!("cannot create {}", base.display()))?;
-    // evcxr's rust-analyzer wants a clean absolute path (no `..`).
-    let base = base
-        .canonicalize()
-        .with_context(|| format!("cannot resolve {}", base.display()))?;
+    let base = resolved_cache_dir()?;
     for index in 0..64 {
         let lock_path = base.join(format!("slot-{index}.lock"));
         let file = File::options()
@@ -245,15 +270,7 @@ pub fn prepare(args: &[String]) -> Result<()> {
         // Nothing to show: evcxr then discards the cell process's output.
         drop(outputs);
         // As a kernel does: the shared library first, linked statically if that fails.
-        let mut result = Err(String::new());
-        for code in preload_codes(&lib) {
-            result = ctx.execute(&code).map(|_| ()).map_err(|e| e.to_string());
-            match &result {
-                Ok(()) => break,
-                Err(e) => eprintln!("(failed: {e}; trying the next way)"),
-            }
-        }
-        result.map_err(|e| {
+        run_first(&mut ctx, &preload_codes(&lib), None).map_err(|e| {
             anyhow::anyhow!(
                 "compiling the fastai library in {}: {e}",
                 slot.dir.display()

@@ -133,11 +133,17 @@ fn show(r: &Rich, id: Option<&str>) {
         Frontend::FastaiKernel => kernel_line("display", id, Some(r), false),
         Frontend::Evcxr => {
             for (mime, data) in &r.parts {
-                println!("EVCXR_BEGIN_CONTENT {mime}\n{data}\nEVCXR_END_CONTENT");
+                evcxr_block(mime, data);
             }
         }
         Frontend::Terminal => terminal(r),
     }
+}
+
+/// evcxr's output protocol: one block per MIME type, shown by evcxr when the cell ends. One
+/// `println!`, so the block is written under one lock of stdout.
+pub(crate) fn evcxr_block(mime: &str, data: &str) {
+    println!("EVCXR_BEGIN_CONTENT {mime}\n{data}\nEVCXR_END_CONTENT");
 }
 
 fn terminal(r: &Rich) {

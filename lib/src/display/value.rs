@@ -12,9 +12,6 @@
 //!
 //! Outside a notebook nothing calls it.
 
-use std::fmt::Display;
-use std::io::Write;
-
 use crate::data::{DownloadImagesReport, ImageDataBunch, VerifyReport};
 use crate::device::DeviceInfo;
 use crate::interpret::{ClassificationInterpretation, ImageCleaner};
@@ -28,22 +25,12 @@ pub trait CellValue {
     fn evcxr_display(&self);
 }
 
-/// evcxr's text/plain block, written at once (one locked write) as evcxr itself does.
-fn send_text(value: &dyn Display) {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let _ = write!(
-        out,
-        "EVCXR_BEGIN_CONTENT text/plain\n{value}\nEVCXR_END_CONTENT\n"
-    );
-    let _ = out.flush();
-}
-
 macro_rules! shown_with_display {
     ($($t:ty),* $(,)?) => {$(
         impl CellValue for $t {
             fn evcxr_display(&self) {
-                send_text(self)
+                // `format!`, not `to_string()`: tch's `Tensor` has an inherent `to_string(width)`.
+                super::evcxr_block("text/plain", &format!("{self}"))
             }
         }
     )*};
