@@ -53,7 +53,7 @@ pub struct ClassificationInterpretation {
 /// A summary, as a cell that ends in `interp` shows it.
 impl std::fmt::Display for ClassificationInterpretation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = self.target_v.len();
+        let n = self.len();
         let wrong = self
             .target_v
             .iter()
