@@ -23,9 +23,9 @@ pub mod vision {
     pub use crate::config::{data_dir, fashion_mnist_dir, home, models_dir, OfflineWeights};
     pub use crate::data::{
         download_images, download_images_with, download_url, get_files, get_image_files,
-        get_transforms, imagenet_stats, open_image, untar_data, verify_images, DataError,
-        DataLoader, DataOptions, DownloadImagesOptions, DownloadImagesReport, ImageDataBunch,
-        PathExt, Stats, Transforms, URLs,
+        get_transforms, imagenet_stats, open_image, untar_data, verify_images, Batch, Data,
+        DataBunch, DataError, DataLoader, DataOptions, DownloadImagesOptions,
+        DownloadImagesReport, ImageDataBunch, PathExt, Stats, TensorLoader, Transforms, URLs,
     };
     pub use crate::device::{device, device_info, DeviceInfo};
     pub use crate::display::value::CellValue;
@@ -33,9 +33,28 @@ pub mod vision {
     pub use crate::interpret::{ClassificationInterpretation, ImageCleaner};
     pub use crate::learner::export::{load_learner, Predictor};
     pub use crate::learner::interrupt::interrupted;
-    pub use crate::learner::metrics::{accuracy, error_rate, top_k_accuracy, Metric};
+    pub use crate::learner::callback::{
+        AnyLearner, Callback, FitState, GradientAccumulation, GradientClipping, NanGuard,
+        StopButton,
+    };
+    pub use crate::learner::loss::{
+        bce_with_logits_flat, cross_entropy_flat, mse_loss_flat, Activation, Loss,
+    };
+    pub use crate::learner::metrics::{
+        accuracy, accuracy_thresh, dice, error_rate, exp_rmspe, fbeta, mse, rmse, top_k_accuracy,
+        Accumulator, Metric,
+    };
+    pub use crate::learner::mixed::MixedPrecision;
     pub use crate::learner::optim::{slice, slice_stop, Lr};
+    pub use crate::learner::progress::ProgressCallback;
+    pub use crate::learner::recorder::RecorderCallback;
+    pub use crate::learner::schedule::{ConstantLr, OneCycle, OneCycleSchedule};
+    pub use crate::learner::summary::Summary;
     pub use crate::learner::{cnn_learner, cnn_learner_with, Learner, LearnerOptions};
-    pub use crate::models::{names as models, Arch};
+    pub use crate::models::layers::{
+        conv_layer, conv_layer_with, res_block, sequential, simple_cnn, ConvLayer,
+        ConvLayerConfig, Flatten, ResBlock, Sequential,
+    };
+    pub use crate::models::{names as models, Arch, Hook, Model, Net};
     pub use tch::{self, nn, Device, Kind, Tensor};
 }

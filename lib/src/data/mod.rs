@@ -11,6 +11,7 @@
 //! show        show_batch: a grid of training images with their labels
 //! verify      verify_images: find (and delete) unreadable images, shrink big ones
 //! download_images  download_images: the images of a file of URLs, in parallel (lesson 2)
+//! tensors     Data (what a Learner needs of its data); DataBunch::from_tensors
 //! ```
 
 mod archive;
@@ -24,6 +25,7 @@ pub mod image;
 pub mod labels;
 pub mod loader;
 pub mod show;
+pub mod tensors;
 pub mod transforms;
 pub mod verify;
 
@@ -41,4 +43,5 @@ pub use image::open_image;
 pub use labels::LabelList;
 pub use loader::{imagenet_stats, Batch, DataLoader, Stats};
 pub use transforms::{get_transforms, Transforms};
+pub use tensors::{Data, DataBunch, TensorLoader};
 pub use verify::{verify_images, VerifyReport};

@@ -12,11 +12,12 @@
 //!
 //! Outside a notebook nothing calls it.
 
-use crate::data::{DownloadImagesReport, ImageDataBunch, VerifyReport};
+use crate::data::{Data, DataBunch, DownloadImagesReport, ImageDataBunch, VerifyReport};
 use crate::device::DeviceInfo;
 use crate::interpret::{ClassificationInterpretation, ImageCleaner};
 use crate::learner::export::Predictor;
 use crate::learner::optim::Lr;
+use crate::learner::summary::Summary;
 use crate::learner::Learner;
 
 /// The `evcxr_display` method of the library's values (see the module's documentation).
@@ -39,7 +40,8 @@ macro_rules! shown_with_display {
 shown_with_display!(
     tch::Tensor,
     ImageDataBunch,
-    Learner,
+    DataBunch,
+    Summary,
     ClassificationInterpretation,
     Predictor,
     DeviceInfo,
@@ -48,3 +50,9 @@ shown_with_display!(
     DownloadImagesReport,
     ImageCleaner,
 );
+
+impl<D: Data + ?Sized> CellValue for Learner<D> {
+    fn evcxr_display(&self) {
+        super::evcxr_block("text/plain", &format!("{self}"))
+    }
+}

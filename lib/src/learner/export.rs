@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
 use super::Learner;
@@ -17,8 +16,8 @@ use crate::bail;
 use crate::data::image::open_image;
 use crate::data::transforms::{render, Augment};
 use crate::data::Stats;
-use crate::error::{Error, Result};
-use crate::models::{self, Arch, CnnModel};
+use crate::error::{write_atomically, Error, Result};
+use crate::models::{Arch, CnnModel, Model};
 
 /// What an exported file says about its model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,15 +37,27 @@ impl Learner {
     /// its path. Written to a temporary file and renamed.
     pub fn export(&self, file: Option<&str>) -> Result<PathBuf> {
         let path = self.data.path.join(file.unwrap_or("export.safetensors"));
+        let arch = self.model.name();
+        if Arch::from_name(&arch).is_none() {
+            bail!(
+                "export() writes cnn_learner models (resnet, mobilenet_v2, efficientnet_lite0); \
+                 this learner's model is {arch:?}: use learn.save(name) for its weights"
+            );
+        }
         let info = ExportInfo {
             format: FORMAT.into(),
-            arch: self.arch.name().into(),
+            arch,
             classes: self.data.classes.clone(),
             size: self.data.size,
             mean: self.data.stats.map(|s| s.mean),
             std: self.data.stats.map(|s| s.std),
         };
-        let vars: BTreeMap<String, Tensor> = self.vs.variables().into_iter().collect();
+        let vars: BTreeMap<String, Tensor> = self
+            .model
+            .var_store()
+            .variables()
+            .into_iter()
+            .collect();
         let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = vars
             .iter()
             .map(|(n, t)| {
@@ -76,13 +87,10 @@ impl Learner {
             "fastai".to_string(),
             serde_json::to_string(&info).expect("json"),
         );
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-        safetensors::serialize_to_file(views, Some(meta), &tmp)
-            .map_err(|e| Error::Msg(format!("writing {}: {e}", tmp.display())))?;
-        std::fs::rename(&tmp, &path)?;
+        write_atomically(&path, "exporting the learner", |tmp| {
+            safetensors::serialize_to_file(views, Some(meta), tmp)
+                .map_err(|e| Error::Msg(format!("writing {}: {e}", tmp.display())))
+        })?;
         Ok(path)
     }
 
@@ -90,8 +98,8 @@ impl Learner {
     pub fn predict(&self, image: impl AsRef<Path>) -> Result<(String, usize, Tensor)> {
         let stats = self.data.stats;
         predict_with(
-            &self.model,
-            self.vs.device(),
+            self.model.as_ref(),
+            self.device(),
             self.data.size,
             stats,
             &self.data.classes,
@@ -103,7 +111,7 @@ impl Learner {
 /// A model loaded from an exported file, for inference.
 pub struct Predictor {
     pub info: ExportInfo,
-    pub vs: nn::VarStore,
+    /// The model, with its variables (`model.vs`).
     pub model: CnnModel,
 }
 
@@ -122,7 +130,7 @@ impl std::fmt::Display for Predictor {
             self.info.arch,
             self.info.size,
             self.info.size,
-            self.vs.device(),
+            self.model.vs.device(),
             self.info.classes.len(),
             shown.join(", "),
             if self.info.classes.len() > shown.len() {
@@ -177,16 +185,15 @@ pub fn load_learner_on(path: impl AsRef<Path>, device: Device) -> Result<Predict
     }
     let arch = Arch::from_name(&info.arch)
         .ok_or_else(|| Error::Msg(format!("unknown architecture {:?}", info.arch)))?;
-    let mut vs = nn::VarStore::new(device);
-    let model = models::cnn_model(arch, &vs.root(), info.classes.len() as i64);
-    vs.load(path).map_err(|e| {
+    let mut model = CnnModel::new(arch, device, info.classes.len() as i64);
+    model.vs.load(path).map_err(|e| {
         Error::Msg(format!(
             "{} does not fit {}: {e}",
             path.display(),
             info.arch
         ))
     })?;
-    Ok(Predictor { info, vs, model })
+    Ok(Predictor { info, model })
 }
 
 impl Predictor {
@@ -198,7 +205,7 @@ impl Predictor {
         };
         predict_with(
             &self.model,
-            self.vs.device(),
+            self.model.vs.device(),
             self.info.size,
             stats,
             &self.info.classes,
@@ -209,7 +216,7 @@ impl Predictor {
 
 /// The validation transform (resize + centre crop, normalize), then the model.
 fn predict_with(
-    model: &CnnModel,
+    model: &dyn Model,
     device: Device,
     size: usize,
     stats: Option<Stats>,

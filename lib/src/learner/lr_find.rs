@@ -8,8 +8,11 @@
 //! rate / 10, and v2's "valley" - a point a bit past the middle of the longest stretch over
 //! which the loss keeps falling, which is the most robust of the three on noisy curves.
 
-use super::callback::{Callback, FitState};
+use super::callback::{AnyLearner, Callback, NanGuard};
+use super::fit::Show;
 use super::Learner;
+use crate::data::Data;
+use crate::display::progress::{BarState, ProgressBar};
 use crate::error::Result;
 
 /// What `lr_find` measured and suggests.
@@ -86,27 +89,54 @@ struct Finder {
     n: usize,
     best: f64,
     points: Vec<(f64, f64)>,
+    bar: Option<ProgressBar>,
 }
 
 impl Callback for Finder {
-    fn before_batch(&mut self, s: &mut FitState) {
+    fn order(&self) -> i32 {
+        -20
+    }
+    fn before_fit(&mut self, _l: &mut AnyLearner) {
+        self.bar = ProgressBar::live("lr_find", Some(self.n as u64));
+    }
+    fn before_batch(&mut self, l: &mut AnyLearner) {
+        let s = &mut l.state;
         let lr =
             self.start * (self.end / self.start).powf(s.iter as f64 / (self.n - 1).max(1) as f64);
         s.lrs = vec![lr; s.lrs.len()];
     }
-    fn after_batch(&mut self, s: &mut FitState) {
-        let lr = s.lrs[0];
-        self.points.push((lr, s.smooth_loss));
-        if s.smooth_loss < self.best {
-            self.best = s.smooth_loss;
+    fn after_batch(&mut self, l: &mut AnyLearner) {
+        let s = &l.state;
+        let (lr, loss, iter) = (s.lrs[0], s.smooth_loss, s.iter);
+        self.points.push((lr, loss));
+        if loss < self.best {
+            self.best = loss;
         }
-        if s.iter >= self.n || s.smooth_loss > 4.0 * self.best || !s.smooth_loss.is_finite() {
-            s.stop = true;
+        if let Some(b) = self.bar.as_mut() {
+            b.update(iter as u64, &format!("lr {lr:.2e}, loss {loss:.4}"));
+        }
+        if iter >= self.n || loss > 4.0 * self.best || !loss.is_finite() {
+            l.stop("lr_find: done");
+        }
+    }
+    fn after_fit(&mut self, l: &mut AnyLearner) {
+        let failed = l.state.failure.is_some();
+        if let Some(b) = self.bar.as_mut() {
+            let state = if failed || crate::learner::interrupt::requested() {
+                BarState::Interrupted
+            } else {
+                BarState::Done
+            };
+            b.finish(self.points.len() as u64, "", state);
+        }
+        // lr_find ending on its own is not something to report
+        if l.state.failure.is_none() && l.state.stop_reason.as_deref() == Some("lr_find: done") {
+            l.state.stop_reason = None;
         }
     }
 }
 
-impl Learner {
+impl<D: Data + 'static> Learner<D> {
     /// fastai's `lr_find()` with its defaults (1e-7 to 10, 100 iterations).
     pub fn lr_find(&mut self) -> Result<LrFind> {
         self.lr_find_with(1e-7, 10.0, 100)
@@ -114,28 +144,40 @@ impl Learner {
 
     /// `lr_find` over `start..end` in `num_it` iterations. The weights, BatchNorm statistics and
     /// optimizer state are restored afterwards; the curve is in `recorder.lr_find` and
-    /// `recorder.plot()` draws it.
+    /// `recorder.plot()` draws it. It shows one bar, not the epoch table.
     pub fn lr_find_with(&mut self, start: f64, end: f64, num_it: usize) -> Result<LrFind> {
         let snapshot = self.snapshot();
-        let epochs = num_it.div_ceil(self.data.train_dl.len().max(1));
+        let epochs = num_it.div_ceil(self.data.n_train_batches().max(1));
         let mut finder = Finder {
             start,
             end,
             n: num_it,
             best: f64::INFINITY,
             points: Vec::new(),
+            bar: None,
         };
-        let saved_metrics = std::mem::take(&mut self.metrics);
-        let result = self.fit_inner(epochs, &mut [&mut finder], false);
-        self.metrics = saved_metrics;
+        // the loss diverging is how lr_find ends, not a failure
+        let guard = self.remove_cb::<NanGuard>();
+        let result = self
+            .as_dyn()
+            .run_fit(epochs, &mut [&mut finder], Show::NoTable, false);
+        if guard > 0 {
+            self.add_cb(NanGuard);
+        }
         self.restore(&snapshot);
         self.rebuild_optimizer()?;
         result?;
-        self.recorder.lr_find = finder.points.clone();
-        let (lr_steep, lr_min) = suggest(&finder.points).unwrap_or((f64::NAN, f64::NAN));
-        let lr_valley = valley(&finder.points).unwrap_or(f64::NAN);
+        let points: Vec<(f64, f64)> = finder
+            .points
+            .iter()
+            .copied()
+            .filter(|p| p.1.is_finite())
+            .collect();
+        self.recorder.lr_find = points.clone();
+        let (lr_steep, lr_min) = suggest(&points).unwrap_or((f64::NAN, f64::NAN));
+        let lr_valley = valley(&points).unwrap_or(f64::NAN);
         Ok(LrFind {
-            points: finder.points,
+            points,
             lr_steep,
             lr_min,
             lr_valley,

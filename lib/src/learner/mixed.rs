@@ -11,12 +11,11 @@
 //! (the arithmetic stays float32), which is how the scaling logic is tested on machines without a
 //! GPU.
 
-use tch::nn::ModuleT;
-use tch::{COptimizer, Kind, Tensor};
+use tch::{Kind, Tensor};
 
-use super::{Learner, Param};
-use crate::error::Result;
-use crate::models::CnnModel;
+use super::callback::{AnyLearner, Callback};
+use super::Learner;
+use crate::data::Data;
 
 /// Dynamic loss scaling.
 #[derive(Debug, Clone)]
@@ -83,34 +82,83 @@ impl LossScaler {
     }
 }
 
-/// One mixed-precision training step (see [`Learner::train_step`]).
-pub(super) fn step(
-    model: &CnnModel,
-    opt: &mut COptimizer,
-    params: &[Param],
-    scaler: &mut LossScaler,
-    x: &Tensor,
-    y: &Tensor,
-) -> Result<f64> {
-    let loss = tch::autocast(true, || {
-        model
-            .forward_t(x, true)
-            .to_kind(Kind::Float)
-            .cross_entropy_for_logits(y)
-    });
-    let value = loss.double_value(&[]);
-    if value.is_finite() {
-        opt.zero_grad()?;
-        (loss * scaler.scale).backward();
-        let trainable = params.iter().map(|p| &p.tensor);
-        if scaler.unscale_and_check(trainable.filter(|t| t.requires_grad())) {
-            opt.step()?;
-        }
-    }
-    Ok(value)
+/// The mixed-precision callback (`to_fp16()` adds it): autocast around the forward pass and the
+/// loss (CUDA only), the loss scaled before `backward`, the gradients unscaled and checked before
+/// the step, which is skipped when they overflowed.
+#[derive(Debug, Clone, Default)]
+pub struct MixedPrecision {
+    pub scaler: LossScaler,
+    /// Autocast is on for the batch being processed.
+    in_autocast: bool,
 }
 
-impl Learner {
+impl MixedPrecision {
+    pub fn new(scaler: LossScaler) -> Self {
+        MixedPrecision {
+            scaler,
+            in_autocast: false,
+        }
+    }
+
+    fn leave_autocast(&mut self) {
+        if self.in_autocast {
+            autocast(false);
+            self.in_autocast = false;
+        }
+    }
+}
+
+/// Turns autocast on (nested) or back off, as `tch::autocast` does around a closure.
+fn autocast(on: bool) {
+    // SAFETY: plain calls into libtorch's autocast state, paired exactly as tch::autocast does.
+    unsafe {
+        if on {
+            torch_sys::at_autocast_set_enabled(1);
+            torch_sys::at_autocast_increment_nesting();
+        } else {
+            if torch_sys::at_autocast_decrement_nesting() == 0 {
+                torch_sys::at_autocast_clear_cache();
+            }
+            torch_sys::at_autocast_set_enabled(0);
+        }
+    }
+}
+
+impl Callback for MixedPrecision {
+    fn order(&self) -> i32 {
+        10
+    }
+    fn before_batch(&mut self, l: &mut AnyLearner) {
+        if l.device().is_cuda() && !self.in_autocast {
+            autocast(true);
+            self.in_autocast = true;
+        }
+    }
+    fn after_pred(&mut self, l: &mut AnyLearner) {
+        if self.in_autocast {
+            l.state.pred = l.state.pred.to_kind(Kind::Float);
+        }
+    }
+    fn after_loss(&mut self, _l: &mut AnyLearner) {
+        self.leave_autocast();
+    }
+    fn before_backward(&mut self, l: &mut AnyLearner) {
+        l.state.loss = &l.state.loss * self.scaler.scale;
+    }
+    fn before_step(&mut self, l: &mut AnyLearner) {
+        if !self.scaler.unscale_and_check(l.trainable_params()) {
+            l.cancel_step();
+        }
+    }
+    fn after_batch(&mut self, _l: &mut AnyLearner) {
+        self.leave_autocast();
+    }
+    fn after_fit(&mut self, _l: &mut AnyLearner) {
+        self.leave_autocast();
+    }
+}
+
+impl<D: Data + ?Sized> Learner<D> {
     /// fastai's `to_fp16()`: mixed precision training - float16 forward and backward passes
     /// where they are safe (autocast) with float32 weights, and dynamic loss scaling (see
     /// [this module](self)). Autocast needs CUDA: on the CPU this prints a note and only the loss
@@ -127,18 +175,18 @@ impl Learner {
 
     /// [`Learner::to_fp16`] with a loss scaler of one's own (initial scale, growth interval).
     pub fn to_fp16_with(&mut self, scaler: LossScaler) -> &mut Self {
-        self.mixed = Some(scaler);
-        self
+        self.remove_cb::<MixedPrecision>();
+        self.add_cb(MixedPrecision::new(scaler))
     }
 
     /// Back to plain float32 training.
     pub fn to_fp32(&mut self) -> &mut Self {
-        self.mixed = None;
+        self.remove_cb::<MixedPrecision>();
         self
     }
 
     /// The loss scaler when mixed precision is on.
     pub fn loss_scaler(&self) -> Option<&LossScaler> {
-        self.mixed.as_ref()
+        self.cb::<MixedPrecision>().map(|m| &m.scaler)
     }
 }

@@ -1,4 +1,4 @@
-//! The Learner: a model, its data, an optimizer, and the training loop, as in fastai v1.
+//! The Learner: a model, its data, a loss, an optimizer, and the training loop, as in fastai.
 //!
 //! ```no_run
 //! use fastai::vision::*;
@@ -11,12 +11,16 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The loop ([`Learner::fit_with`]) only runs batches and validation; the one-cycle schedule, the
-//! recorder, the progress display and interruption are callbacks around it.
+//! Any model and loss: `Learner::new(data, model, loss_func, &metrics)` ([`Learner::new`]).
+//! The loop ([`fit`](Learner::fit_with) in `fit.rs`) only runs batches and validation; the
+//! schedules, the recorder, the progress display, the stop button, the NaN guard and mixed
+//! precision are callbacks around it ([`callback`]).
 
 pub mod callback;
 pub mod export;
+mod fit;
 pub mod interrupt;
+pub mod loss;
 pub mod lr_find;
 pub mod metrics;
 pub mod mixed;
@@ -25,33 +29,37 @@ pub mod plots;
 pub mod progress;
 pub mod recorder;
 pub mod schedule;
+pub mod summary;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use tch::nn::{self, ModuleT};
-use tch::{COptimizer, Device, Kind, Tensor};
+use tch::{COptimizer, Device, Tensor};
 
 use crate::bail;
-use crate::data::ImageDataBunch;
+use crate::data::{Data, ImageDataBunch};
 use crate::error::{Error, Result};
-use crate::models::{self, Arch, CnnModel};
-use callback::{Callback, FitState, SmoothLoss};
+use crate::models::hooks::Hook;
+use crate::models::model::{params_of, Param};
+use crate::models::{self, Arch, CnnModel, Model};
+use callback::{Callback, FitState, NanGuard, StopButton};
+use loss::Loss;
 use metrics::Metric;
 use optim::Lr;
-use recorder::Recorder;
-use schedule::OneCycle;
+use recorder::{Recorder, RecorderCallback};
+use schedule::{ConstantLr, OneCycle, OneCycleSchedule};
 
-/// Number of parameter groups of a cnn_learner: early body, late body, head.
+/// Number of layer groups of a cnn_learner: early body, late body, head.
 pub const N_GROUPS: usize = 3;
 
-/// fastai v1's default learning rate, `slice(3e-3)`: 3e-3 for the head, 3e-4 for the body.
+/// fastai v1's default learning rate, `slice(3e-3)`: 3e-3 for the last group (the head), 3e-4
+/// for the others.
 pub const DEFAULT_LR: Lr = Lr::Stop(3e-3);
 
-/// Options of [`cnn_learner_with`].
+/// Options of a learner's optimizer (AdamW), and of [`cnn_learner_with`].
 #[derive(Debug, Clone)]
 pub struct LearnerOptions {
-    /// Start from ImageNet weights (`false`: train from scratch).
+    /// `cnn_learner`: start from ImageNet weights (`false`: train from scratch).
     pub pretrained: bool,
     /// Decoupled weight decay.
     pub wd: f64,
@@ -71,97 +79,107 @@ impl Default for LearnerOptions {
     }
 }
 
-/// A variable of the model with its optimizer group.
-struct Param {
-    name: String,
-    tensor: Tensor,
-    group: usize,
-}
-
-pub struct Learner {
-    pub data: ImageDataBunch,
-    pub arch: Arch,
-    pub vs: nn::VarStore,
-    pub model: CnnModel,
+/// A model, its data, a loss function and metrics, an optimizer, callbacks.
+///
+/// `D` is the data: [`ImageDataBunch`] (the default, so `Learner` alone means an image
+/// learner), [`crate::data::DataBunch`], or your own [`Data`]. Callbacks see it as
+/// `Learner<dyn Data>`.
+pub struct Learner<D: ?Sized = ImageDataBunch> {
+    pub model: Box<dyn Model>,
+    pub loss_func: Loss,
     pub metrics: Vec<Metric>,
     pub recorder: Recorder,
     pub opts: LearnerOptions,
-    /// Where `save`/`load` put files: `<data.path>/models`.
+    /// Where `save`/`load` put files: `<data path>/models`.
     pub model_dir: PathBuf,
-    /// Extra callbacks, run after the built-in ones.
+    /// The standing callbacks: by default the recorder, the progress display, the stop button
+    /// and the NaN guard (`remove_cb` takes one out); yours (`add_cb`); mixed precision.
     pub callbacks: Vec<Box<dyn Callback>>,
+    /// The loop's state: counters, the batch, predictions, loss (see [`callback`]).
+    pub state: FitState,
+    /// `cnn_learner`: whether the body started from pretrained weights.
+    pretrained: Option<bool>,
     params: Vec<Param>,
+    n_groups: usize,
     opt: COptimizer,
     frozen_to: usize,
-    /// Mixed precision: autocast plus this loss scaler (see [`Learner::to_fp16`]).
-    mixed: Option<mixed::LossScaler>,
+    /// The data (last, so that a `Learner<ImageDataBunch>` can be seen as a `Learner<dyn Data>`).
+    pub data: D,
 }
 
-/// A summary, as a cell that ends in `learn` shows it: the architecture, the data, how much of
-/// the model trains, the metrics and the last fit's results.
-impl std::fmt::Display for Learner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (total, trainable) = self.params.iter().fold((0i64, 0i64), |(t, tr), p| {
-            let n = p.tensor.numel() as i64;
-            (t + n, tr + if p.tensor.requires_grad() { n } else { 0 })
-        });
-        writeln!(
-            f,
-            "Learner: {} ({}), {} classes, {}x{} images, bs {}, on {:?}",
-            self.arch.name(),
-            if self.opts.pretrained {
-                "pretrained"
-            } else {
-                "from scratch"
-            },
-            self.data.c(),
-            self.data.size,
-            self.data.size,
-            self.data.bs,
-            self.data.device()
-        )?;
-        let frozen = match self.frozen_to {
-            0 => "nothing frozen".to_string(),
-            n => format!("{n} of {N_GROUPS} layer groups frozen, BatchNorm trainable"),
-        };
-        writeln!(
-            f,
-            "model: {:.2}M parameters, {:.2}M trainable ({frozen})",
-            total as f64 / 1e6,
-            trainable as f64 / 1e6
-        )?;
-        let metrics: Vec<String> = self.metrics.iter().map(|m| m.name()).collect();
-        write!(
-            f,
-            "metrics: {}",
-            if metrics.is_empty() {
-                "none".to_string()
-            } else {
-                metrics.join(", ")
-            }
-        )?;
-        if let Some(valid_loss) = self.recorder.valid_losses.last() {
-            write!(
-                f,
-                "\nlast fit: {} epoch(s), valid_loss {valid_loss:.4}",
-                self.recorder.valid_losses.len()
-            )?;
-            for (name, value) in self.recorder.metrics.last().into_iter().flatten() {
-                write!(f, ", {name} {value:.4}")?;
-            }
-        }
-        Ok(())
+/// The callbacks every learner starts with.
+fn default_callbacks() -> Vec<Box<dyn Callback>> {
+    vec![
+        Box::new(RecorderCallback),
+        Box::new(progress::ProgressCallback::default()),
+        Box::new(StopButton),
+        Box::new(NanGuard),
+    ]
+}
+
+impl<D: Data> Learner<D> {
+    /// fastai's `Learner(data, model, loss_func=..., metrics=...)`: trains `model` on `data`
+    /// with `loss_func` (a [`Loss`] like `cross_entropy_flat()`, or a closure
+    /// `|pred, targ| -> Tensor`) and AdamW. The layer groups are those the model's builder set
+    /// on its variables (one group if it set none). Nothing is frozen.
+    pub fn new(
+        data: D,
+        model: impl Model + 'static,
+        loss_func: impl Into<Loss>,
+        metrics: &[Metric],
+    ) -> Result<Learner<D>> {
+        Learner::with_options(data, model, loss_func, metrics, LearnerOptions::default())
     }
-}
 
-impl std::fmt::Debug for Learner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Display::fmt(self, f)
+    /// [`Learner::new`] with optimizer options (weight decay, betas, eps).
+    pub fn with_options(
+        data: D,
+        model: impl Model + 'static,
+        loss_func: impl Into<Loss>,
+        metrics: &[Metric],
+        opts: LearnerOptions,
+    ) -> Result<Learner<D>> {
+        let (m, d) = (model.var_store().device(), data.device());
+        if m != d {
+            bail!(
+                "the model is on {m:?} but the data's batches go to {d:?}: build the model on \
+                 data.device() (or move the data with to_device)"
+            );
+        }
+        let params = params_of(model.var_store());
+        if params.is_empty() {
+            bail!(
+                "the model has no trainable variables: build its layers on the VarStore it is \
+                 given (e.g. nn::linear(p / \"lin\", ...) with p = vs.root())"
+            );
+        }
+        let n_groups = params.iter().map(|p| p.group).max().unwrap_or(0) + 1;
+        let opt = COptimizer::adamw(1e-3, opts.betas.0, opts.betas.1, opts.wd, opts.eps, false)?;
+        let model_dir = data.path().join("models");
+        let mom = opts.betas.0;
+        let mut learn = Learner {
+            model: Box::new(model),
+            loss_func: loss_func.into(),
+            metrics: metrics.to_vec(),
+            recorder: Recorder::default(),
+            opts,
+            model_dir,
+            callbacks: default_callbacks(),
+            state: FitState::new(n_groups, mom),
+            pretrained: None,
+            params,
+            n_groups,
+            opt,
+            frozen_to: 0,
+            data,
+        };
+        learn.rebuild_optimizer()?;
+        Ok(learn)
     }
 }
 
 /// A learner for transfer learning: `arch`'s pretrained body, fastai's head for the data's
-/// classes, the body frozen (its BatchNorm layers excepted).
+/// classes, the body frozen (its BatchNorm layers excepted), cross-entropy loss.
 pub fn cnn_learner(data: ImageDataBunch, arch: Arch, metrics: &[Metric]) -> Result<Learner> {
     cnn_learner_with(data, arch, metrics, LearnerOptions::default())
 }
@@ -179,93 +197,26 @@ pub fn cnn_learner_with(
             data.c()
         );
     }
-    let device = data.device();
-    let mut vs = nn::VarStore::new(device);
-    let model = models::cnn_model(arch, &vs.root(), data.c() as i64);
+    let mut model = CnnModel::new(arch, data.device(), data.c() as i64);
     if opts.pretrained {
         let path = models::weights::pretrained_path(arch)?;
-        models::weights::load_pretrained(&mut vs, &path, &["head."])?;
+        models::weights::load_pretrained(&mut model.vs, &path, &["head."])?;
     }
-    let mut learn = Learner::from_parts(data, arch, vs, model, metrics, opts)?;
-    if learn.opts.pretrained {
+    let pretrained = opts.pretrained;
+    let mut learn = Learner::with_options(data, model, loss::cross_entropy_flat(), metrics, opts)?;
+    learn.pretrained = Some(pretrained);
+    if pretrained {
         learn.freeze();
     }
     Ok(learn)
 }
 
-/// Which group a variable belongs to (as the body builders assign them).
-pub fn group_of(arch: Arch, name: &str) -> usize {
-    if name.starts_with("head.") {
-        return 2;
-    }
-    match arch {
-        Arch::Resnet18 | Arch::Resnet34 | Arch::Resnet50 => {
-            usize::from(name.starts_with("layer3") || name.starts_with("layer4"))
-        }
-        Arch::MobilenetV2 => {
-            let idx: usize = name
-                .split('.')
-                .nth(1)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            usize::from(idx > 9)
-        }
-        Arch::EfficientnetLite0 => models::efficientnet::layer_group_of(name).min(1),
-    }
-}
-
-impl Learner {
-    fn from_parts(
-        data: ImageDataBunch,
-        arch: Arch,
-        vs: nn::VarStore,
-        model: CnnModel,
-        metrics: &[Metric],
-        opts: LearnerOptions,
-    ) -> Result<Learner> {
-        let mut params: Vec<Param> = vs
-            .variables()
-            .into_iter()
-            .filter(|(_, t)| t.requires_grad())
-            .map(|(name, tensor)| Param {
-                group: group_of(arch, &name),
-                name,
-                tensor,
-            })
-            .collect();
-        params.sort_by(|a, b| a.name.cmp(&b.name));
-        let opt = COptimizer::adamw(1e-3, opts.betas.0, opts.betas.1, opts.wd, opts.eps, false)?;
-        let model_dir = data.path.join("models");
-        let mut learn = Learner {
-            data,
-            arch,
-            vs,
-            model,
-            metrics: metrics.to_vec(),
-            recorder: Recorder::default(),
-            opts,
-            model_dir,
-            callbacks: Vec::new(),
-            params,
-            opt,
-            frozen_to: 0,
-            mixed: None,
-        };
-        learn.rebuild_optimizer()?;
-        Ok(learn)
-    }
-
+impl<D: Data + ?Sized> Learner<D> {
     /// A fresh optimizer over the trainable (not frozen) parameters, in their groups. Frozen
     /// parameters are not in it at all, so no step (nor weight decay) ever touches them.
-    fn rebuild_optimizer(&mut self) -> Result<()> {
-        let mut opt = COptimizer::adamw(
-            1e-3,
-            self.opts.betas.0,
-            self.opts.betas.1,
-            self.opts.wd,
-            self.opts.eps,
-            false,
-        )?;
+    pub(crate) fn rebuild_optimizer(&mut self) -> Result<()> {
+        let o = &self.opts;
+        let mut opt = COptimizer::adamw(1e-3, o.betas.0, o.betas.1, o.wd, o.eps, false)?;
         for p in &self.params {
             if p.tensor.requires_grad() {
                 opt.add_parameters(&p.tensor, p.group)?;
@@ -275,25 +226,42 @@ impl Learner {
         Ok(())
     }
 
-    /// Freezes groups `0..n` (BatchNorm layers stay trainable, as fastai's `train_bn`).
-    pub fn freeze_to(&mut self, n: usize) {
+    /// Number of layer groups (for `slice` learning rates and freezing).
+    pub fn n_groups(&self) -> usize {
+        self.n_groups
+    }
+
+    /// Freezes groups `0..n` (BatchNorm layers stay trainable, as fastai's `train_bn`); `n` may
+    /// be at most the number of groups.
+    pub fn freeze_to(&mut self, n: usize) -> Result<()> {
+        if n > self.n_groups {
+            bail!(
+                "freeze_to({n}): the model has {} layer group(s); use 0..={}",
+                self.n_groups,
+                self.n_groups
+            );
+        }
         for p in &self.params {
-            let is_bn = p.group < 2 && p.tensor.dim() == 1; // bodies have no conv biases
-            let frozen = p.group < n && !is_bn;
+            let frozen = p.group < n && !p.is_bn;
             let _ = p.tensor.set_requires_grad(!frozen);
         }
         self.frozen_to = n;
-        self.rebuild_optimizer().expect("rebuilding the optimizer");
+        self.rebuild_optimizer()
     }
 
-    /// Trains only the head (and the body's BatchNorm layers).
+    /// Trains only the last group (the head) and the BatchNorm layers.
     pub fn freeze(&mut self) {
-        self.freeze_to(N_GROUPS - 1);
+        let n = self.n_groups.saturating_sub(1);
+        if let Err(e) = self.freeze_to(n) {
+            eprintln!("freeze: {e}");
+        }
     }
 
     /// Trains everything.
     pub fn unfreeze(&mut self) {
-        self.freeze_to(0);
+        if let Err(e) = self.freeze_to(0) {
+            eprintln!("unfreeze: {e}");
+        }
     }
 
     /// Number of frozen groups.
@@ -310,257 +278,70 @@ impl Learner {
             .collect()
     }
 
+    /// The parameters trained now (for callbacks that read or change gradients).
+    pub fn trainable_params(&self) -> impl Iterator<Item = &Tensor> {
+        self.params
+            .iter()
+            .map(|p| &p.tensor)
+            .filter(|t| t.requires_grad())
+    }
+
     /// The device the model is on.
     pub fn device(&self) -> Device {
-        self.vs.device()
+        self.model.var_store().device()
     }
 
-    /// Trains `epochs` epochs at a constant learning rate.
-    pub fn fit(&mut self, epochs: usize, lr: impl Into<Lr>) -> Result<()> {
-        let lrs = lr.into().per_group(N_GROUPS);
-        struct Constant(Vec<f64>, f64);
-        impl Callback for Constant {
-            fn before_batch(&mut self, s: &mut FitState) {
-                s.lrs = self.0.clone();
-                s.mom = self.1;
-            }
-        }
-        let beta1 = self.opts.betas.0;
-        self.fit_with(epochs, &mut [&mut Constant(lrs, beta1)])
+    /// Adds a standing callback (it runs in every fit until removed).
+    pub fn add_cb(&mut self, cb: impl Callback) -> &mut Self {
+        self.callbacks.push(Box::new(cb));
+        self
     }
 
-    /// fastai's `fit_one_cycle(epochs, max_lr)`; `None` = `slice(3e-3)`.
-    pub fn fit_one_cycle(&mut self, epochs: usize, max_lr: Option<Lr>) -> Result<()> {
-        let sched = OneCycle::new(
-            max_lr.unwrap_or(DEFAULT_LR).per_group(N_GROUPS),
-            epochs * self.data.train_dl.len(),
-        );
-        self.fit_one_cycle_with(epochs, sched)
+    /// Removes the standing callbacks of type `T` (e.g. `remove_cb::<ProgressCallback>()`);
+    /// returns how many.
+    pub fn remove_cb<T: Callback>(&mut self) -> usize {
+        let before = self.callbacks.len();
+        self.callbacks
+            .retain(|c| !(c.as_ref() as &dyn std::any::Any).is::<T>());
+        before - self.callbacks.len()
     }
 
-    /// One cycle with a custom schedule (pct_start, div_factor, moms).
-    pub fn fit_one_cycle_with(&mut self, epochs: usize, sched: OneCycle) -> Result<()> {
-        struct Sched(OneCycle);
-        impl Callback for Sched {
-            fn before_batch(&mut self, s: &mut FitState) {
-                (s.lrs, s.mom) = self.0.at(s.iter);
-            }
-        }
-        self.fit_with(epochs, &mut [&mut Sched(sched)])
-    }
-
-    /// fastai v2's `fine_tune`: one frozen one-cycle epoch at `lr` (default 2e-3, pct_start 0.99),
-    /// then `epochs` unfrozen with `slice(lr/200, lr/2)` and div_factor 5.
-    pub fn fine_tune(&mut self, epochs: usize, base_lr: Option<f64>) -> Result<()> {
-        let lr = base_lr.unwrap_or(2e-3);
-        self.freeze();
-        let n = self.data.train_dl.len();
-        let mut s = OneCycle::new(vec![lr; N_GROUPS], n);
-        s.pct_start = 0.99;
-        self.fit_one_cycle_with(1, s)?;
-        self.unfreeze();
-        let mut s = OneCycle::new(
-            Lr::Range(lr / 2.0 / 100.0, lr / 2.0).per_group(N_GROUPS),
-            epochs * n,
-        );
-        s.div_factor = 5.0;
-        self.fit_one_cycle_with(epochs, s)
-    }
-
-    /// The training loop: `epochs` epochs over the training data, validation after each; the
-    /// callbacks in `extra` (a schedule) run first, then the recorder, the progress display and
-    /// the learner's own callbacks.
-    pub fn fit_with(&mut self, epochs: usize, extra: &mut [&mut dyn Callback]) -> Result<()> {
-        self.fit_inner(epochs, extra, true)
-    }
-
-    /// [`Learner::fit_with`], optionally without the validation pass after each epoch (lr_find
-    /// only needs the training loss).
-    pub(crate) fn fit_inner(
-        &mut self,
-        epochs: usize,
-        extra: &mut [&mut dyn Callback],
-        validate: bool,
-    ) -> Result<()> {
-        let n_batches = self.data.train_dl.len();
-        if n_batches == 0 {
-            bail!(
-                "the training set has {} items, fewer than one batch of {}",
-                self.data.train_ds.len(),
-                self.data.bs
-            );
-        }
-        let mut s = FitState {
-            n_epochs: epochs,
-            n_iter: epochs * n_batches,
-            n_batches,
-            lrs: vec![1e-3; N_GROUPS],
-            mom: self.opts.betas.0,
-            ..Default::default()
-        };
-        let mut progress =
-            progress::ProgressCallback::new(self.metrics.iter().map(|m| m.name()).collect());
-        let mut recorder = std::mem::take(&mut self.recorder);
-        let mut user = std::mem::take(&mut self.callbacks);
-        let result = {
-            let mut cbs: Vec<&mut dyn Callback> = Vec::new();
-            for c in extra.iter_mut() {
-                cbs.push(&mut **c);
-            }
-            cbs.push(&mut recorder);
-            cbs.push(&mut progress);
-            for c in user.iter_mut() {
-                cbs.push(c.as_mut());
-            }
-            self.run_loop(&mut s, &mut cbs, validate)
-        };
-        self.recorder = recorder;
-        self.callbacks = user;
-        result
-    }
-
-    fn run_loop(
-        &mut self,
-        s: &mut FitState,
-        cbs: &mut [&mut dyn Callback],
-        validate: bool,
-    ) -> Result<()> {
-        interrupt::arm();
-        let mut smooth = SmoothLoss::default();
-        cbs.iter_mut().for_each(|c| c.before_fit(s));
-        let mut failure = None;
-        'epochs: for epoch in 0..s.n_epochs {
-            s.epoch = epoch;
-            s.batch = 0;
-            s.valid_loss = None;
-            cbs.iter_mut().for_each(|c| c.before_epoch(s));
-            for b in self.data.train_dl.iter() {
-                cbs.iter_mut().for_each(|c| c.before_batch(s));
-                for (g, lr) in s.lrs.iter().enumerate() {
-                    self.opt.set_learning_rate_group(g, *lr)?;
-                }
-                self.opt.set_momentum(s.mom)?;
-                let value = self.train_step(&b.x, &b.y)?;
-                if !value.is_finite() {
-                    failure = Some(format!(
-                        "the training loss became {value} at epoch {epoch}, batch {} (learning rate {:.2e}): \
-                         the learning rate is too high for this model; try one 10x smaller (lr_find helps)",
-                        s.batch,
-                        s.lrs.last().copied().unwrap_or(0.0)
-                    ));
-                    s.stop_reason = failure.clone();
-                    break 'epochs;
-                }
-                s.loss = value;
-                s.smooth_loss = smooth.add(value);
-                s.iter += 1;
-                s.batch += 1;
-                cbs.iter_mut().for_each(|c| c.after_batch(s));
-                if interrupt::requested() {
-                    s.stop_reason = Some(format!(
-                        "training interrupted at epoch {epoch}, batch {}/{}; the weights are kept as they are",
-                        s.batch, s.n_batches
-                    ));
-                }
-                if s.stop || s.stop_reason.is_some() {
-                    break 'epochs;
-                }
-            }
-            if validate {
-                let (valid_loss, metrics) = self.validate()?;
-                s.valid_loss = Some(valid_loss);
-                s.metrics = metrics;
-            }
-            cbs.iter_mut().for_each(|c| c.after_epoch(s));
-        }
-        interrupt::clear();
-        cbs.iter_mut().for_each(|c| c.after_fit(s));
-        match failure {
-            Some(f) => Err(Error::Msg(f)),
-            None => Ok(()),
-        }
-    }
-
-    /// One optimisation step on a batch (model in training mode): forward, cross-entropy,
-    /// backward, optimizer step at the learning rates and momentum last set. Returns the batch's
-    /// loss; a loss that is not finite is returned without a step, leaving the weights as they
-    /// were. `fit` calls this for every batch; benchmarks call it on fixed tensors.
-    ///
-    /// With [`Learner::to_fp16`], the forward pass runs under autocast and the loss is scaled for
-    /// `backward`; a step whose unscaled gradients are not finite is skipped (the weights stay
-    /// as they were) and the scale lowered.
-    pub fn train_step(&mut self, x: &Tensor, y: &Tensor) -> Result<f64> {
-        let Some(scaler) = self.mixed.as_mut() else {
-            let loss = self.model.forward_t(x, true).cross_entropy_for_logits(y);
-            let value = loss.double_value(&[]);
-            if value.is_finite() {
-                self.opt.zero_grad()?;
-                loss.backward();
-                self.opt.step()?;
-            }
-            return Ok(value);
-        };
-        mixed::step(&self.model, &mut self.opt, &self.params, scaler, x, y)
-    }
-
-    /// Validation loss and metrics (model in eval mode, no gradients).
-    pub fn validate(&mut self) -> Result<(f64, Vec<(String, f64)>)> {
-        let (logits, targets) = self.get_preds_logits()?;
-        if targets.numel() == 0 {
-            return Ok((
-                f64::NAN,
-                self.metrics.iter().map(|m| (m.name(), f64::NAN)).collect(),
-            ));
-        }
-        let loss = logits.cross_entropy_for_logits(&targets).double_value(&[]);
-        let metrics = self
-            .metrics
+    /// The standing callback of type `T`, if there is one.
+    pub fn cb<T: Callback>(&self) -> Option<&T> {
+        self.callbacks
             .iter()
-            .map(|m| (m.name(), m.compute(&logits, &targets)))
-            .collect();
-        Ok((loss, metrics))
+            .find_map(|c| (c.as_ref() as &dyn std::any::Any).downcast_ref::<T>())
     }
 
-    /// Logits and targets for the whole validation set, on the CPU, in the set's order.
-    pub fn get_preds_logits(&mut self) -> Result<(Tensor, Tensor)> {
-        let (mut outs, mut ys) = (Vec::new(), Vec::new());
-        let _guard = tch::no_grad_guard();
-        for b in self.data.valid_dl.iter() {
-            if interrupt::requested() {
-                interrupt::clear();
-                bail!("interrupted during validation; the weights are kept as they are");
-            }
-            outs.push(self.model.forward_t(&b.x, false).to_device(Device::Cpu));
-            ys.push(b.y.to_device(Device::Cpu));
-        }
-        if outs.is_empty() {
-            return Ok((
-                Tensor::zeros([0, self.data.c() as i64], (Kind::Float, Device::Cpu)),
-                Tensor::zeros([0], (Kind::Int64, Device::Cpu)),
-            ));
-        }
-        Ok((Tensor::cat(&outs, 0), Tensor::cat(&ys, 0)))
+    /// [`Learner::cb`], mutable.
+    pub fn cb_mut<T: Callback>(&mut self) -> Option<&mut T> {
+        self.callbacks
+            .iter_mut()
+            .find_map(|c| (c.as_mut() as &mut dyn std::any::Any).downcast_mut::<T>())
     }
 
-    /// fastai's `get_preds()`: probabilities `(N, c)` and targets `(N,)` on the validation set.
-    pub fn get_preds(&mut self) -> Result<(Tensor, Tensor)> {
-        let (logits, targets) = self.get_preds_logits()?;
-        Ok((logits.softmax(-1, Kind::Float), targets))
+    /// fastai's `hook_output`: keeps the output of the model's point `name` (see
+    /// `learn.summary()` for the names; `"body"` for a cnn_learner's feature map) during each
+    /// forward pass, and with `grad` its gradient after `backward()`. The hook ends when the
+    /// returned value is dropped.
+    pub fn hook_output(&self, name: &str, grad: bool) -> Result<Hook> {
+        let Some(taps) = self.model.taps() else {
+            bail!(
+                "this model declares no hook points: build it with Net::new and the library's \
+                 layers (sequential, conv_layer, ...), or implement Model::taps"
+            );
+        };
+        Ok(taps.hook_output(name, grad))
     }
 
     /// Saves the weights to `<model_dir>/<name>.safetensors` (written to a temporary file and
     /// renamed, so a crash never leaves a half file in place of a good one). Returns the path.
     pub fn save(&self, name: &str) -> Result<PathBuf> {
-        std::fs::create_dir_all(&self.model_dir)?;
         let path = self.model_dir.join(format!("{name}.safetensors"));
-        // (tch picks the file format from the extension: the temporary name must end in .safetensors)
-        let tmp = self
-            .model_dir
-            .join(format!(".{name}.tmp-{}.safetensors", std::process::id()));
-        self.vs
-            .save(&tmp)
-            .map_err(|e| Error::Msg(format!("saving {}: {e}", tmp.display())))?;
-        std::fs::rename(&tmp, &path)?;
+        let vs = self.model.var_store();
+        crate::error::write_atomically(&path, "saving the model", |tmp| {
+            vs.save(tmp).map_err(Error::from)
+        })?;
         Ok(path)
     }
 
@@ -582,7 +363,7 @@ impl Learner {
             ))
         })?;
         let by_name: BTreeMap<String, Tensor> = tensors.into_iter().collect();
-        let vars = self.vs.variables();
+        let vars = self.model.var_store().variables();
         for (name, var) in &vars {
             match by_name.get(name) {
                 Some(t) if t.size() == var.size() => {}
@@ -628,24 +409,153 @@ impl Learner {
 
     /// A copy of every variable's values (weights and BatchNorm statistics).
     pub(crate) fn snapshot(&self) -> BTreeMap<String, Tensor> {
-        tch::no_grad(|| {
-            self.vs
-                .variables()
-                .into_iter()
-                .map(|(n, t)| (n, t.detach().copy()))
-                .collect()
-        })
+        models::model::snapshot(self.model.var_store())
     }
 
     /// Puts back values taken by [`Learner::snapshot`].
     pub(crate) fn restore(&mut self, snap: &BTreeMap<String, Tensor>) {
-        tch::no_grad(|| {
-            for (name, var) in self.vs.variables() {
-                if let Some(src) = snap.get(&name) {
-                    let mut v = var.shallow_clone();
-                    v.copy_(src);
-                }
-            }
+        models::model::restore(self.model.var_store(), snap)
+    }
+}
+
+impl<D: Data + 'static> Learner<D> {
+    /// The learner as callbacks see it.
+    pub fn as_dyn(&mut self) -> &mut Learner<dyn Data> {
+        self
+    }
+
+    /// Trains `epochs` epochs at a constant learning rate (`1e-3`, or `slice(...)` per group).
+    pub fn fit(&mut self, epochs: usize, lr: impl Into<Lr>) -> Result<()> {
+        let lrs = lr.into().per_group(self.n_groups);
+        let mut c = ConstantLr {
+            lrs,
+            mom: self.opts.betas.0,
+        };
+        self.fit_with(epochs, &mut [&mut c])
+    }
+
+    /// fastai's `fit_one_cycle(epochs, max_lr)`; `None` = `slice(3e-3)`.
+    pub fn fit_one_cycle(&mut self, epochs: usize, max_lr: Option<Lr>) -> Result<()> {
+        let sched = OneCycle::new(
+            max_lr.unwrap_or(DEFAULT_LR).per_group(self.n_groups),
+            epochs * self.data.n_train_batches(),
+        );
+        self.fit_one_cycle_with(epochs, sched)
+    }
+
+    /// One cycle with a custom schedule (pct_start, div_factor, moms).
+    pub fn fit_one_cycle_with(&mut self, epochs: usize, sched: OneCycle) -> Result<()> {
+        self.fit_with(epochs, &mut [&mut OneCycleSchedule(sched)])
+    }
+
+    /// fastai v2's `fine_tune`: one frozen one-cycle epoch at `lr` (default 2e-3, pct_start 0.99),
+    /// then `epochs` unfrozen with `slice(lr/200, lr/2)` and div_factor 5.
+    pub fn fine_tune(&mut self, epochs: usize, base_lr: Option<f64>) -> Result<()> {
+        let lr = base_lr.unwrap_or(2e-3);
+        let g = self.n_groups;
+        self.freeze();
+        let n = self.data.n_train_batches();
+        let mut s = OneCycle::new(vec![lr; g], n);
+        s.pct_start = 0.99;
+        self.fit_one_cycle_with(1, s)?;
+        self.unfreeze();
+        let mut s = OneCycle::new(Lr::Range(lr / 2.0 / 100.0, lr / 2.0).per_group(g), epochs * n);
+        s.div_factor = 5.0;
+        self.fit_one_cycle_with(epochs, s)
+    }
+
+    /// The training loop with extra callbacks for this fit only (a schedule, say), run with the
+    /// standing ones in their order.
+    pub fn fit_with(&mut self, epochs: usize, extra: &mut [&mut dyn Callback]) -> Result<()> {
+        self.as_dyn().run_fit(epochs, extra, fit::Show::Table, true)
+    }
+
+    /// One optimisation step on a batch (model in training mode), through the standing
+    /// callbacks (mixed precision's scaling, gradient clipping): forward, loss, backward, step
+    /// at the learning rates and momentum last set. Returns the batch's loss; a loss that is not
+    /// finite is returned without a step. Benchmarks call this on fixed tensors.
+    pub fn train_step(&mut self, x: &Tensor, y: &Tensor) -> Result<f64> {
+        self.as_dyn().step_alone(x, y)
+    }
+
+    /// Validation loss and metrics (model in eval mode, no gradients).
+    pub fn validate(&mut self) -> Result<(f64, Vec<(String, f64)>)> {
+        self.as_dyn().validate_alone()
+    }
+
+    /// Raw outputs and targets for the whole validation set, on the CPU, in the set's order.
+    pub fn get_preds_logits(&mut self) -> Result<(Tensor, Tensor)> {
+        self.as_dyn().collect_preds()
+    }
+
+    /// fastai's `get_preds()`: predictions (the loss's activation applied: probabilities for
+    /// cross-entropy) and targets for the validation set.
+    pub fn get_preds(&mut self) -> Result<(Tensor, Tensor)> {
+        let (out, targets) = self.get_preds_logits()?;
+        Ok((self.loss_func.activation.apply(&out), targets))
+    }
+}
+
+/// A summary, as a cell that ends in `learn` shows it: the architecture, the data, how much of
+/// the model trains, the metrics and the last fit's results.
+impl<D: Data + ?Sized> std::fmt::Display for Learner<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (total, trainable) = self.params.iter().fold((0i64, 0i64), |(t, tr), p| {
+            let n = p.tensor.numel() as i64;
+            (t + n, tr + if p.tensor.requires_grad() { n } else { 0 })
         });
+        let how = match self.pretrained {
+            Some(true) => " (pretrained)",
+            Some(false) => " (from scratch)",
+            None => "",
+        };
+        writeln!(
+            f,
+            "Learner: {}{how}, {}, on {:?}",
+            self.model.name(),
+            self.data.describe(),
+            self.data.device()
+        )?;
+        let frozen = match self.frozen_to {
+            0 => "nothing frozen".to_string(),
+            n => format!(
+                "{n} of {} layer groups frozen, BatchNorm trainable",
+                self.n_groups
+            ),
+        };
+        writeln!(
+            f,
+            "model: {:.2}M parameters, {:.2}M trainable ({frozen}); loss {}",
+            total as f64 / 1e6,
+            trainable as f64 / 1e6,
+            self.loss_func.name()
+        )?;
+        let metrics: Vec<String> = self.metrics.iter().map(|m| m.name()).collect();
+        write!(
+            f,
+            "metrics: {}",
+            if metrics.is_empty() {
+                "none".to_string()
+            } else {
+                metrics.join(", ")
+            }
+        )?;
+        if let Some(valid_loss) = self.recorder.valid_losses.last() {
+            write!(
+                f,
+                "\nlast fit: {} epoch(s), valid_loss {valid_loss:.4}",
+                self.recorder.valid_losses.len()
+            )?;
+            for (name, value) in self.recorder.metrics.last().into_iter().flatten() {
+                write!(f, ", {name} {value:.4}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<D: Data + ?Sized> std::fmt::Debug for Learner<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
     }
 }

@@ -8,12 +8,15 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use super::callback::{Callback, FitState};
+use super::callback::{AnyLearner, Callback, FitState};
 use crate::display::progress::{bar_html, format_time, html_escape, BarState};
 use crate::display::{supports_updates, DisplayHandle, Rich};
 
+/// One of the standing callbacks; `learn.remove_cb::<ProgressCallback>()` silences training.
 pub struct ProgressCallback {
     metric_names: Vec<String>,
+    /// How the last fit's display ended (for tests): `None` while none has run.
+    pub last_state: Option<BarState>,
     rows: Vec<Vec<String>>,
     handle: Option<DisplayHandle>,
     live: bool,
@@ -28,6 +31,7 @@ impl ProgressCallback {
         let now = Instant::now();
         ProgressCallback {
             metric_names,
+            last_state: None,
             rows: Vec::new(),
             handle: None,
             live: supports_updates(),
@@ -121,8 +125,23 @@ fn fmt_val(v: f64) -> String {
     }
 }
 
+impl Default for ProgressCallback {
+    fn default() -> Self {
+        ProgressCallback::new(Vec::new())
+    }
+}
+
 impl Callback for ProgressCallback {
-    fn before_fit(&mut self, s: &mut FitState) {
+    fn order(&self) -> i32 {
+        60
+    }
+    fn before_fit(&mut self, l: &mut AnyLearner) {
+        // a new display for every fit
+        self.metric_names = l.metrics.iter().map(|m| m.name()).collect();
+        self.rows.clear();
+        self.handle = None;
+        self.last_state = Some(BarState::Running);
+        let s = &l.state;
         self.fit_start = Instant::now();
         if self.live {
             self.draw(s, BarState::Running);
@@ -130,13 +149,18 @@ impl Callback for ProgressCallback {
             println!("{}", self.header().join("  "));
         }
     }
-    fn before_epoch(&mut self, s: &mut FitState) {
+    fn before_epoch(&mut self, l: &mut AnyLearner) {
+        let s = &l.state;
         self.epoch_start = Instant::now();
         if self.live {
             self.draw(s, BarState::Running);
         }
     }
-    fn after_batch(&mut self, s: &mut FitState) {
+    fn after_batch(&mut self, l: &mut AnyLearner) {
+        let s = &l.state;
+        if !s.training {
+            return;
+        }
         if self.live {
             if self.last_draw.elapsed() >= Duration::from_millis(200) {
                 self.draw(s, BarState::Running);
@@ -153,7 +177,8 @@ impl Callback for ProgressCallback {
             let _ = std::io::stderr().flush();
         }
     }
-    fn after_epoch(&mut self, s: &mut FitState) {
+    fn after_epoch(&mut self, l: &mut AnyLearner) {
+        let s = &l.state;
         let mut row = vec![
             s.epoch.to_string(),
             fmt_val(s.smooth_loss),
@@ -172,13 +197,15 @@ impl Callback for ProgressCallback {
             self.rows.push(row);
         }
     }
-    fn after_fit(&mut self, s: &mut FitState) {
+    fn after_fit(&mut self, l: &mut AnyLearner) {
+        let s = &l.state;
         let state = if s.stop_reason.is_some() {
             BarState::Interrupted
         } else {
             BarState::Done
         };
-        if self.live {
+        self.last_state = Some(state);
+        if self.live && self.handle.is_some() {
             self.draw(s, state);
         }
         if let Some(reason) = &s.stop_reason {

@@ -1,7 +1,7 @@
 //! The Recorder: every batch's learning rate, momentum and loss, and every epoch's validation
 //! results, kept on the learner for plotting (`recorder.plot_losses()`, `plot_lr()`, `plot()`).
 
-use super::callback::{Callback, FitState};
+use super::callback::{AnyLearner, Callback};
 
 #[derive(Debug, Clone, Default)]
 pub struct Recorder {
@@ -29,19 +29,40 @@ impl Recorder {
     }
 }
 
-impl Callback for Recorder {
-    fn before_fit(&mut self, _s: &mut FitState) {
-        self.reset();
+/// Records into `learn.recorder`: every training batch's learning rate, momentum and loss, every
+/// epoch's validation results. One of the standing callbacks.
+#[derive(Debug, Default)]
+pub struct RecorderCallback;
+
+impl Callback for RecorderCallback {
+    fn order(&self) -> i32 {
+        50
     }
-    fn after_batch(&mut self, s: &mut FitState) {
-        self.lrs.push(*s.lrs.last().unwrap_or(&0.0));
-        self.moms.push(s.mom);
-        self.losses.push(s.loss);
-        self.smooth_losses.push(s.smooth_loss);
+    fn before_fit(&mut self, l: &mut AnyLearner) {
+        l.recorder.reset();
     }
-    fn after_epoch(&mut self, s: &mut FitState) {
-        self.epoch_iters.push(self.losses.len());
-        self.valid_losses.push(s.valid_loss.unwrap_or(f64::NAN));
-        self.metrics.push(s.metrics.clone());
+    fn after_batch(&mut self, l: &mut AnyLearner) {
+        let s = &l.state;
+        if !s.training {
+            return;
+        }
+        let (lr, mom, loss, smooth) = (
+            *s.lrs.last().unwrap_or(&0.0),
+            s.mom,
+            s.batch_loss,
+            s.smooth_loss,
+        );
+        let r = &mut l.recorder;
+        r.lrs.push(lr);
+        r.moms.push(mom);
+        r.losses.push(loss);
+        r.smooth_losses.push(smooth);
+    }
+    fn after_epoch(&mut self, l: &mut AnyLearner) {
+        let (valid_loss, metrics) = (l.state.valid_loss, l.state.metrics.clone());
+        let r = &mut l.recorder;
+        r.epoch_iters.push(r.losses.len());
+        r.valid_losses.push(valid_loss.unwrap_or(f64::NAN));
+        r.metrics.push(metrics);
     }
 }

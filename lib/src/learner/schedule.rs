@@ -6,6 +6,8 @@
 
 use std::f64::consts::PI;
 
+use super::callback::{AnyLearner, Callback};
+
 /// Cosine interpolation from `start` (pct 0) to `end` (pct 1).
 pub fn annealing_cos(start: f64, end: f64, pct: f64) -> f64 {
     end + (start - end) / 2.0 * ((PI * pct).cos() + 1.0)
@@ -60,6 +62,40 @@ impl OneCycle {
                     .collect(),
                 annealing_cos(moms1, moms0, pct),
             )
+        }
+    }
+}
+
+/// Sets the learning rates and momentum of [`OneCycle`] before every training batch.
+#[derive(Debug, Clone)]
+pub struct OneCycleSchedule(pub OneCycle);
+
+impl Callback for OneCycleSchedule {
+    fn order(&self) -> i32 {
+        -20
+    }
+    fn before_batch(&mut self, l: &mut AnyLearner) {
+        if l.state.training {
+            (l.state.lrs, l.state.mom) = self.0.at(l.state.iter);
+        }
+    }
+}
+
+/// The same learning rates and momentum for every batch (`fit`).
+#[derive(Debug, Clone)]
+pub struct ConstantLr {
+    pub lrs: Vec<f64>,
+    pub mom: f64,
+}
+
+impl Callback for ConstantLr {
+    fn order(&self) -> i32 {
+        -20
+    }
+    fn before_batch(&mut self, l: &mut AnyLearner) {
+        if l.state.training {
+            l.state.lrs.clone_from(&self.lrs);
+            l.state.mom = self.mom;
         }
     }
 }

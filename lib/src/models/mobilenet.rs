@@ -6,6 +6,7 @@
 
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
+use super::hooks::{join, path_name, tap};
 
 /// (expansion, output channels, repeats, first stride) of the inverted-residual stages.
 const STAGES: [(i64, i64, usize, i64); 7] = [
@@ -73,6 +74,8 @@ pub struct MobileNetV2 {
     stem: ConvBn,
     blocks: Vec<InvertedResidual>,
     last: ConvBn,
+    /// The variables' path prefix, for the hook points' names (`features.0` ... `features.18`).
+    prefix: String,
 }
 
 impl MobileNetV2 {
@@ -134,13 +137,19 @@ pub fn mobilenet_v2(root: &nn::Path) -> MobileNetV2 {
         1,
         true,
     );
-    MobileNetV2 { stem, blocks, last }
+    MobileNetV2 {
+        stem,
+        blocks,
+        last,
+        prefix: path_name(root),
+    }
 }
 
 impl ModuleT for MobileNetV2 {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut x = self.stem.forward_t(xs, train);
-        for b in &self.blocks {
+        let point = |i: usize| join(&self.prefix, &format!("features.{i}"));
+        let mut x = tap(&point(0), self.stem.forward_t(xs, train));
+        for (i, b) in self.blocks.iter().enumerate() {
             let mut y = match &b.expand {
                 Some(e) => e.forward_t(&x, train),
                 None => x.shallow_clone(),
@@ -150,9 +159,9 @@ impl ModuleT for MobileNetV2 {
                 .forward_t(&y, train)
                 .apply(&b.project)
                 .apply_t(&b.project_bn, train);
-            x = if b.residual { x + y } else { y };
+            x = tap(&point(i + 1), if b.residual { x + y } else { y });
         }
-        self.last.forward_t(&x, train)
+        tap(&point(self.blocks.len() + 1), self.last.forward_t(&x, train))
     }
 }
 

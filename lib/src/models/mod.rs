@@ -9,14 +9,19 @@
 
 pub mod efficientnet;
 pub mod head;
+pub mod hooks;
+pub mod layers;
 pub mod mobilenet;
+pub mod model;
 pub mod resnet;
 pub mod weights;
 
 use tch::nn::{self, ModuleT};
-use tch::Tensor;
+use tch::{Device, Tensor};
 
 pub use head::Head;
+pub use hooks::{Hook, Taps};
+pub use model::{Model, Net};
 
 /// A body architecture, as `models.resnet34` in fastai.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,24 +108,55 @@ pub fn body(arch: Arch, root: &nn::Path) -> Body {
     }
 }
 
-/// Body + head: the classifier a `cnn_learner` trains.
+/// Body + head: the classifier a `cnn_learner` trains, with the store of its variables.
+/// Hook points: the body's layers (`conv1`, `layer1.0`, ... for a resnet; `features.3` for
+/// mobilenet_v2; `_blocks.4` for efficientnet_lite0), `body` (the feature map) and `head`.
 #[derive(Debug)]
 pub struct CnnModel {
+    pub arch: Arch,
+    pub vs: nn::VarStore,
     pub body: Body,
     pub head: Head,
+    taps: Taps,
 }
 
-impl ModuleT for CnnModel {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.head.forward_t(&self.body.forward_t(xs, train), train)
+impl CnnModel {
+    /// `arch`'s body and fastai's head for `n_classes`, on `device` (random weights). The body's
+    /// variables are in groups 0 and 1, the head's (named `head.*`) in group 2.
+    pub fn new(arch: Arch, device: Device, n_classes: i64) -> CnnModel {
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let body = body(arch, &root);
+        let head = Head::new(&(root.set_group(2) / "head"), arch.features(), n_classes);
+        CnnModel {
+            arch,
+            vs,
+            body,
+            head,
+            taps: Taps::default(),
+        }
     }
 }
 
-/// Builds body and head for `n_classes` under `root`; the head is group 2, named `head.*`.
-pub fn cnn_model(arch: Arch, root: &nn::Path, n_classes: i64) -> CnnModel {
-    let body = body(arch, root);
-    let head = Head::new(&(root.set_group(2) / "head"), arch.features(), n_classes);
-    CnnModel { body, head }
+impl Model for CnnModel {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.taps.during(|| {
+            let features = hooks::tap("body", self.body.forward_t(xs, train));
+            hooks::tap("head", self.head.forward_t(&features, train))
+        })
+    }
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+    fn var_store_mut(&mut self) -> &mut nn::VarStore {
+        &mut self.vs
+    }
+    fn name(&self) -> String {
+        self.arch.name().to_string()
+    }
+    fn taps(&self) -> Option<&Taps> {
+        Some(&self.taps)
+    }
 }
 
 /// ReLU in place, as torchvision's `ReLU(inplace=True)`: no new tensor for the activations

@@ -9,6 +9,7 @@
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
+use super::hooks::{join, path_name, tap};
 use super::relu_;
 
 /// A ResNet body: `forward_t` maps `(N, 3, H, W)` to the feature map `(N, features, H/32, W/32)`.
@@ -19,6 +20,8 @@ pub struct ResNet {
     layers: Vec<Vec<Block>>,
     /// Channels of the feature map: 512 (18, 34) or 2048 (50).
     pub features: i64,
+    /// The variables' path prefix, for the hook points' names.
+    prefix: String,
 }
 
 #[derive(Debug)]
@@ -183,21 +186,23 @@ pub fn resnet(root: &nn::Path, depth: Depth) -> ResNet {
         stem_bn,
         layers,
         features: c_in,
+        prefix: path_name(root),
     }
 }
 
 impl ModuleT for ResNet {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut x = relu_(xs.apply(&self.stem_conv).apply_t(&self.stem_bn, train)).max_pool2d(
-            [3, 3],
-            [2, 2],
-            [1, 1],
-            [1, 1],
-            false,
+        // hook points: conv1, bn1 (after its ReLU), maxpool, then every block (layer1.0, ...)
+        let p = |name: &str| join(&self.prefix, name);
+        let x = tap(&p("conv1"), xs.apply(&self.stem_conv));
+        let x = tap(&p("bn1"), relu_(x.apply_t(&self.stem_bn, train)));
+        let mut x = tap(
+            &p("maxpool"),
+            x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false),
         );
-        for layer in &self.layers {
-            for block in layer {
-                x = block.forward_t(&x, train);
+        for (li, layer) in self.layers.iter().enumerate() {
+            for (bi, block) in layer.iter().enumerate() {
+                x = tap(&p(&format!("layer{}.{bi}", li + 1)), block.forward_t(&x, train));
             }
         }
         x
