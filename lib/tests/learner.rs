@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use common::colors::make_color_data;
-use fastai::learner::callback::{Callback, FitState};
 use fastai::learner::interrupt;
 use fastai::vision::*;
 
@@ -56,7 +55,8 @@ fn learner(dir: &Path, pretrained: bool) -> Learner {
 
 fn values(learn: &Learner) -> BTreeMap<String, Tensor> {
     learn
-        .vs
+        .model
+        .var_store()
         .variables()
         .into_iter()
         .map(|(n, t)| (n, t.detach().copy()))
@@ -132,7 +132,7 @@ fn freezing_keeps_frozen_weights_bit_identical() {
     learn.unfreeze();
     let before = values(&learn);
     learn.fit(1, 1e-3).unwrap();
-    assert!(!before["features.0.0.weight"].equal(&learn.vs.variables()["features.0.0.weight"]));
+    assert!(!before["features.0.0.weight"].equal(&learn.model.var_store().variables()["features.0.0.weight"]));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -226,8 +226,8 @@ fn bad_files_are_errors_and_change_nothing() {
 
 struct InterruptAt(usize);
 impl Callback for InterruptAt {
-    fn after_batch(&mut self, s: &mut FitState) {
-        if s.iter == self.0 {
+    fn after_batch(&mut self, l: &mut AnyLearner) {
+        if l.state.iter == self.0 {
             interrupt::request();
         }
     }
@@ -238,14 +238,15 @@ fn an_interrupt_stops_within_one_batch_and_the_next_fit_continues() {
     let _serial = serial();
     let dir = tmp("interrupt");
     let mut learn = learner(&dir, true);
-    learn.callbacks.push(Box::new(InterruptAt(2)));
+    learn.add_cb(InterruptAt(2));
     learn.fit(3, 1e-3).unwrap();
     assert_eq!(
         learn.recorder.losses.len(),
         2,
         "stopped right after batch 2"
     );
-    learn.callbacks.clear();
+    assert_eq!(learn.remove_cb::<InterruptAt>(), 1);
+    assert!(!interrupt::requested(), "the flag is clear after the fit");
     learn.fit(1, 1e-3).unwrap();
     assert_eq!(
         learn.recorder.losses.len(),

@@ -15,7 +15,8 @@ fn make_data(dir: &Path) -> Vec<PathBuf> {
 
 fn values(learn: &Learner) -> BTreeMap<String, Tensor> {
     learn
-        .vs
+        .model
+        .var_store()
         .variables()
         .into_iter()
         .map(|(n, t)| (n, t.detach().copy()))

@@ -63,7 +63,8 @@ fn to_fp16_learner_learns_and_skips_overflowing_steps() {
         ..Default::default()
     });
     let before: Vec<Tensor> = learn
-        .vs
+        .model
+        .var_store()
         .trainable_variables()
         .iter()
         .map(|t| t.detach().copy())
@@ -71,7 +72,7 @@ fn to_fp16_learner_learns_and_skips_overflowing_steps() {
     let b = learn.data.train_dl.iter().next().unwrap();
     let loss = learn.train_step(&b.x, &b.y).unwrap();
     assert!(loss.is_finite(), "the loss itself is fine: {loss}");
-    let after = learn.vs.trainable_variables();
+    let after = learn.model.var_store().trainable_variables();
     assert!(
         before.iter().zip(&after).all(|(a, b)| a.equal(b)),
         "weights untouched"

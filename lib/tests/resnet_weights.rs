@@ -44,7 +44,7 @@ fn resnet_weights_download_once_then_load_from_cache() {
     let learn = cnn_learner(data(&tmp.join("d1")), models::resnet18, &[error_rate]).unwrap();
     let cached = tmp.join("home/models/resnet18-imagenet.safetensors");
     assert!(cached.is_file(), "cached under FASTAI_HOME/models");
-    let got = learn.vs.variables();
+    let got = learn.model.var_store().variables();
     for name in [
         "conv1.weight",
         "layer3.1.conv2.weight",
