@@ -365,6 +365,53 @@ impl fmt::Debug for DataBunch {
     }
 }
 
+/// Every image under `path`, labelled by its folder (`path/<class>/<file>`), as tensors: `x`
+/// `(N, 1, H, W)` grayscale (the mean of R, G and B) with values in [0, 1], `y` `(N,)` class
+/// indices into the returned class names (sorted). All images must have the same size. For
+/// lessons that work on raw tensors (lesson 5's MNIST: `x.view([-1, 784])`).
+pub fn tensors_from_folder(path: impl AsRef<Path>) -> Result<(Tensor, Tensor, Vec<String>)> {
+    let path = path.as_ref();
+    let files = super::files::get_image_files(path)?;
+    if files.is_empty() {
+        bail!("{} holds no images (expected <class>/<image> files)", path.display());
+    }
+    let class_of = |f: &Path| -> String {
+        f.parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let mut classes: Vec<String> = files.iter().map(|f| class_of(f)).collect();
+    classes.sort();
+    classes.dedup();
+    let mut pixels: Vec<f32> = Vec::new();
+    let mut labels: Vec<i64> = Vec::with_capacity(files.len());
+    let mut dims: Option<(u32, u32)> = None;
+    for f in &files {
+        let img = super::image::open_image(f)?;
+        let d = img.dimensions();
+        match dims {
+            None => dims = Some(d),
+            Some(first) if first != d => bail!(
+                "{} is {}x{}, the first image {}x{}: tensors_from_folder needs images of one size",
+                f.display(),
+                d.0,
+                d.1,
+                first.0,
+                first.1
+            ),
+            _ => {}
+        }
+        pixels.extend(img.pixels().map(|p| {
+            (p.0[0] as f32 + p.0[1] as f32 + p.0[2] as f32) / (3.0 * 255.0)
+        }));
+        labels.push(classes.binary_search(&class_of(f)).unwrap_or(0) as i64);
+    }
+    let (w, h) = dims.unwrap_or((0, 0));
+    let x = Tensor::from_slice(&pixels).view([files.len() as i64, 1, h as i64, w as i64]);
+    Ok((x, Tensor::from_slice(&labels), classes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,5 +464,30 @@ mod tests {
         .unwrap()
         .to_string();
         assert!(e.contains("fewer than one batch"), "{e}");
+    }
+
+    #[test]
+    fn a_folder_of_images_becomes_tensors_labelled_by_folder() {
+        let dir = std::env::temp_dir().join(format!(
+            "fastai-tensors-from-folder-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (class, value) in [("seven", 255u8), ("three", 51)] {
+            std::fs::create_dir_all(dir.join(class)).unwrap();
+            let img = image::RgbImage::from_pixel(4, 3, image::Rgb([value, value, value]));
+            img.save(dir.join(class).join("0.png")).unwrap();
+        }
+        let (x, y, classes) = tensors_from_folder(&dir).unwrap();
+        assert_eq!(classes, ["seven", "three"]);
+        assert_eq!(x.size(), [2, 1, 3, 4]);
+        assert_eq!(Vec::<i64>::try_from(&y).unwrap(), [0, 1]);
+        assert!((x.double_value(&[0, 0, 0, 0]) - 1.0).abs() < 1e-6);
+        assert!((x.double_value(&[1, 0, 2, 3]) - 0.2).abs() < 1e-6);
+        image::RgbImage::new(5, 5).save(dir.join("three").join("1.png")).unwrap();
+        let e = tensors_from_folder(&dir).err().unwrap().to_string();
+        assert!(e.contains("images of one size"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
