@@ -2,6 +2,12 @@
 """Runs a notebook headless with the fastai kernel, as "Run all" would, and saves it with outputs.
 
     .venv/bin/python tools/run_notebook.py notebooks/lesson1-offline.ipynb [-o OUT.ipynb] [--timeout S]
+                                           [-p NAME=VALUE ...]
+
+`-p NAME=VALUE` overrides a notebook parameter, papermill's way: the notebook's cell tagged
+`parameters` holds the defaults (`let epochs = 12;`), and a cell `let NAME = VALUE;` (tagged
+`injected-parameters`) is put right after it, shadowing them. The tests run the lessons small
+this way; the notebook a student reads has only the lesson.
 
 Stops at the first cell that fails (the kernel reports panics, compile errors and errors returned
 with `?` as failures) and still saves what ran, so the failing cell can be read in JupyterLab.
@@ -20,14 +26,34 @@ from nbclient.exceptions import CellExecutionError
 KERNEL = "fastai-rust"
 
 
+def inject(nb, params):
+    """Puts `let NAME = VALUE;` for each parameter after the cell tagged `parameters`."""
+    at = next((i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if at is None:
+        sys.exit(f"-p given, but no cell of the notebook is tagged `parameters`")
+    lines = []
+    for p in params:
+        name, sep, value = p.partition("=")
+        if not sep or not name.strip().isidentifier():
+            sys.exit(f"-p {p!r}: expected NAME=VALUE")
+        lines.append(f"let {name.strip()} = {value.strip()};")
+    cell = nbformat.v4.new_code_cell("// injected by run_notebook.py -p\n" + "\n".join(lines))
+    cell.metadata["tags"] = ["injected-parameters"]
+    nb.cells.insert(at + 1, cell)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("notebook")
     ap.add_argument("-o", "--output", help="where to save the executed notebook (default: NAME.executed.ipynb)")
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per cell (default 3600)")
+    ap.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a parameter of the cell tagged `parameters` (Rust expression)")
     a = ap.parse_args()
     out = a.output or os.path.splitext(a.notebook)[0] + ".executed.ipynb"
     nb = nbformat.read(a.notebook, as_version=4)
+    if a.param:
+        inject(nb, a.param)
     client = NotebookClient(nb, kernel_name=KERNEL, timeout=a.timeout, resources={"metadata": {"path": os.path.dirname(os.path.abspath(a.notebook))}})
     t0 = time.time()
     failed = None

@@ -26,7 +26,7 @@ pub mod vision {
         get_transforms, imagenet_stats, open_image, untar_data, verify_images, Batch, Data,
         DataBunch, DataError, DataLoader, DataOptions, DownloadImagesOptions,
         DownloadImagesReport, ImageDataBunch, PathExt, Stats, TensorLoader, Transforms, URLs,
-        tensors_from_folder,
+        tensors_from_folder, show_image,
     };
     pub use crate::device::{device, device_info, DeviceInfo};
     pub use crate::display::value::CellValue;

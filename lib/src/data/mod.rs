@@ -43,5 +43,6 @@ pub use image::open_image;
 pub use labels::LabelList;
 pub use loader::{imagenet_stats, Batch, DataLoader, Stats};
 pub use transforms::{get_transforms, Transforms};
+pub use show::show_image;
 pub use tensors::{tensors_from_folder, Data, DataBunch, TensorLoader};
 pub use verify::{verify_images, VerifyReport};

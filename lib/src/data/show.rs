@@ -30,6 +30,35 @@ pub fn batch_to_images(x: &Tensor, stats: Option<Stats>) -> Vec<RgbImage> {
         .collect()
 }
 
+/// An image tensor as an 8-bit picture, the way `plt.imshow` shows it: `(H, W)` or `(1, H, W)`
+/// in gray, `(3, H, W)` in colour, values scaled so that the smallest is black and the largest
+/// white.
+pub fn tensor_to_image(t: &Tensor) -> Result<RgbImage, DataError> {
+    let t = t.to_device(Device::Cpu).to_kind(Kind::Float).detach();
+    let t = match t.size().as_slice() {
+        [_, _] => t.unsqueeze(0).expand([3, -1, -1], false),
+        [1, _, _] => t.expand([3, -1, -1], false),
+        [3, _, _] => t,
+        other => {
+            return Err(DataError::Other(format!(
+                "show_image takes a (H, W), (1, H, W) or (3, H, W) tensor, not {other:?} \
+                 (a flat MNIST row: .view([28, 28]))"
+            )))
+        }
+    };
+    let (lo, hi) = (t.min().double_value(&[]), t.max().double_value(&[]));
+    let scaled = if hi > lo { (t - lo) / (hi - lo) } else { t.zeros_like() };
+    Ok(batch_to_images(&scaled.unsqueeze(0), None).remove(0))
+}
+
+/// Shows an image tensor inline (fastai v1's `Image(t).show(title=...)`).
+pub fn show_image(t: &Tensor, title: &str, figsize: (f32, f32)) -> Result<(), DataError> {
+    let img = tensor_to_image(t)?;
+    let png = image_grid(&[(img, title.to_string())], 1, 1, figsize);
+    display(&Rich::png(png, &format!("image: {title}")));
+    Ok(())
+}
+
 impl ImageDataBunch {
     /// Shows `rows x rows` training images with their labels (fastai: `data.show_batch(rows=3,
     /// figsize=(7,6))`), inline in a notebook or as a PNG file in a plain program.
