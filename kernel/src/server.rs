@@ -8,7 +8,7 @@
 //! engine (the socket crate verifies each message against the connection file's key).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -46,7 +46,7 @@ pub fn run(connection_file: &Path) -> Result<()> {
             connection_file.display()
         )
     })?;
-    prepare_cell_environment();
+    crate::cell_env::prepare();
     // evcxr reports dependency builds on our stderr only: read it, to show them in the cell.
     let (build_tx, build_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     if let Err(e) = crate::build_log::capture_stderr(move |line| {
@@ -68,23 +68,6 @@ pub fn run(connection_file: &Path) -> Result<()> {
     let result = rt.block_on(serve(info, preload, build_rx));
     drop(slot);
     result
-}
-
-/// Cells that use tch load libtorch's shared libraries: put them on the loader path of the cell
-/// process (which inherits our environment). Done before any thread starts.
-pub fn prepare_cell_environment() {
-    // Tells the library it may use the display protocol (see fastai::display).
-    std::env::set_var("FASTAI_DISPLAY", "kernel");
-    if let Some(libtorch) = std::env::var_os("LIBTORCH") {
-        let lib = PathBuf::from(libtorch).join("lib");
-        let mut paths = vec![lib.clone()];
-        if let Some(old) = std::env::var_os("LD_LIBRARY_PATH") {
-            paths.extend(std::env::split_paths(&old).filter(|p| *p != lib));
-        }
-        if let Ok(joined) = std::env::join_paths(paths) {
-            std::env::set_var("LD_LIBRARY_PATH", joined);
-        }
-    }
 }
 
 /// What the output sink needs to know about the cell that is running.

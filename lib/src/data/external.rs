@@ -45,7 +45,8 @@ impl URLs {
     // image classification
     /// Oxford-IIIT Pet: 37 breeds, 7,390 images (lesson 1). 812 MB.
     pub const PETS: &'static str = "https://s3.amazonaws.com/fast-ai-imageclas/oxford-iiit-pet.tgz";
-    /// MNIST as PNG files, `training/` and `testing/` by digit.
+    /// MNIST as PNG files, `training/` and `testing/` by digit. Offline, `install.sh` puts 10,000
+    /// of its digits in the same layout at [`crate::config::mnist_dir`].
     pub const MNIST: &'static str = "https://s3.amazonaws.com/fast-ai-imageclas/mnist_png.tgz";
     /// CIFAR-10 as PNG files, `train/` and `test/` by class.
     pub const CIFAR: &'static str = "https://s3.amazonaws.com/fast-ai-imageclas/cifar10.tgz";
@@ -71,6 +72,7 @@ impl URLs {
     /// The 3s and 7s of MNIST: `train/` and `valid/`, `labels.csv`. 3 MB.
     pub const MNIST_SAMPLE: &'static str =
         "https://s3.amazonaws.com/fast-ai-sample/mnist_sample.tgz";
+    /// A smaller set of 3s and 7s, for quick tests: `train/` and `valid/`, `labels.csv`.
     pub const MNIST_TINY: &'static str = "https://s3.amazonaws.com/fast-ai-sample/mnist_tiny.tgz";
     pub const PLANET_SAMPLE: &'static str =
         "https://s3.amazonaws.com/fast-ai-sample/planet_sample.tgz";
