@@ -20,8 +20,12 @@
 //! `EVCXR_BEGIN_CONTENT` block (shown when the cell ends; updates are not possible there), and in
 //! a plain program text is printed and images are saved as PNG files (the path is printed).
 
+pub mod animation;
 pub mod figure;
+pub mod paint;
+pub mod plot;
 pub mod progress;
+pub mod series;
 pub mod value;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -146,11 +150,16 @@ pub(crate) fn evcxr_block(mime: &str, data: &str) {
     println!("EVCXR_BEGIN_CONTENT {mime}\n{data}\nEVCXR_END_CONTENT");
 }
 
+/// Where a plain program saves figures: `FASTAI_PLOTS_DIR`, or `fastai-plots/`.
+pub(crate) fn plots_dir() -> std::path::PathBuf {
+    std::env::var_os("FASTAI_PLOTS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "fastai-plots".into())
+}
+
 fn terminal(r: &Rich) {
     if let Some(png) = &r.png {
-        let dir = std::env::var_os("FASTAI_PLOTS_DIR")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| "fastai-plots".into());
+        let dir = plots_dir();
         let n = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let path = dir.join(format!("figure-{}-{n}.png", std::process::id()));
         match std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, png)) {
