@@ -1,3 +1,4 @@
 pub mod colors;
 pub mod http;
 pub mod pets;
+pub mod tmp;
