@@ -4,11 +4,11 @@
 
 use std::path::PathBuf;
 
-/// Tells the library it runs under this kernel (so it may use the display protocol, see
-/// `fastai::display`), and puts libtorch's shared libraries on the loader path: cells that use tch
+/// Tells the library it runs under this kernel (so it may use the display protocol, see the
+/// `fastai-wire` crate), and puts libtorch's shared libraries on the loader path: cells that use tch
 /// load them.
 pub fn prepare() {
-    std::env::set_var("FASTAI_DISPLAY", "kernel");
+    std::env::set_var(fastai_wire::DISPLAY_ENV, fastai_wire::DISPLAY_ENV_KERNEL);
     if let Some(libtorch) = std::env::var_os("LIBTORCH") {
         let lib = PathBuf::from(libtorch).join("lib");
         let mut paths = vec![lib.clone()];

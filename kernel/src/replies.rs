@@ -1,7 +1,9 @@
 //! Building replies and iopub messages: kernel info, completeness, panics, rich results, and the
-//! display protocol lines the library prints (see the `fastai::display` module).
+//! display protocol lines the library prints (see the `fastai-wire` crate).
 
 use std::collections::HashMap;
+
+use fastai_wire as wire;
 
 use jupyter_protocol::{
     ClearOutput, CodeMirrorMode, DisplayData, IsCompleteReply, IsCompleteReplyStatus,
@@ -9,29 +11,29 @@ use jupyter_protocol::{
     UpdateDisplayData,
 };
 
-/// The prefix of a display-protocol line (see the library's `fastai::display` module).
-pub const DISPLAY_PREFIX: &str = "FASTAI_DISPLAY ";
-
-/// Turns one display-protocol line into the Jupyter message it asks for:
-/// `{"op":"display","id":?,"data":{mime:data}}`, `{"op":"update","id","data"}`,
+/// Turns one display-protocol line (after [`wire::DISPLAY_PREFIX`]) into the Jupyter message it
+/// asks for: `{"op":"display","id":?,"data":{mime:data}}`, `{"op":"update","id","data"}`,
 /// `{"op":"clear","wait":bool}`. `None` for anything malformed (then shown as plain text).
 pub fn display_message(json: &str) -> Option<JupyterMessageContent> {
     let v: serde_json::Value = serde_json::from_str(json).ok()?;
-    let media = || -> Option<Media> { serde_json::from_value(v.get("data")?.clone()).ok() };
-    let id = v.get("id").and_then(|i| i.as_str());
-    match v.get("op")?.as_str()? {
-        "display" => Some(JupyterMessageContent::DisplayData(DisplayData {
+    let media = || -> Option<Media> { serde_json::from_value(v.get(wire::KEY_DATA)?.clone()).ok() };
+    let id = v.get(wire::KEY_ID).and_then(|i| i.as_str());
+    match v.get(wire::KEY_OP)?.as_str()? {
+        wire::OP_DISPLAY => Some(JupyterMessageContent::DisplayData(DisplayData {
             data: media()?,
             metadata: Default::default(),
             transient: id.map(|id| Transient {
                 display_id: Some(id.to_string()),
             }),
         })),
-        "update" => Some(JupyterMessageContent::UpdateDisplayData(
+        wire::OP_UPDATE => Some(JupyterMessageContent::UpdateDisplayData(
             UpdateDisplayData::new(media()?, id?),
         )),
-        "clear" => Some(JupyterMessageContent::ClearOutput(ClearOutput {
-            wait: v.get("wait").and_then(|w| w.as_bool()).unwrap_or(false),
+        wire::OP_CLEAR => Some(JupyterMessageContent::ClearOutput(ClearOutput {
+            wait: v
+                .get(wire::KEY_WAIT)
+                .and_then(|w| w.as_bool())
+                .unwrap_or(false),
         })),
         _ => None,
     }
@@ -84,7 +86,7 @@ pub fn panic_message(stderr: &[String]) -> String {
             // (a fastai error unwrapped in the cell carries the kernel's error marker: drop it)
             let message = stderr
                 .get(i + 1)
-                .map(|m| m.replace("FASTAI_ERROR ", ""))
+                .map(|m| m.replace(wire::ERROR_MARKER, ""))
                 .unwrap_or_default();
             if location.is_empty() {
                 message.to_string()
@@ -102,7 +104,7 @@ pub fn to_media(outputs: HashMap<String, String>) -> Media {
         if mime.starts_with("text/") {
             // A library error shown as a value (`Err(e)` as the cell's last expression) carries
             // the marker that tells the kernel about errors returned with `?`: not for the reader.
-            data = data.replace("FASTAI_ERROR ", "");
+            data = data.replace(wire::ERROR_MARKER, "");
         }
         let value = if mime.ends_with("json") {
             serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data))

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use fastai_wire as wire;
 use jupyter_protocol::{
     CommInfoReply, CompleteReply, ConnectionInfo, ErrorOutput, ExecuteInput, ExecuteReply,
     ExecuteRequest, ExecuteResult, ExecutionCount, HistoryReply, InspectReply, InterruptReply,
@@ -30,7 +31,6 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use crate::engine::{Engine, Outcome, OutputSink, Stream};
 use crate::replies::{
     display_message, is_backtrace_line, is_complete, kernel_info, panic_message, to_media,
-    DISPLAY_PREFIX,
 };
 
 pub fn run(connection_file: &Path) -> Result<()> {
@@ -168,7 +168,7 @@ fn output_sink(
     Arc::new(move |stream, line| {
         let mut state = cell.lock().unwrap();
         if stream == Stream::Stderr {
-            if let Some(msg) = line.strip_prefix(ERROR_PREFIX) {
+            if let Some(msg) = line.strip_prefix(wire::ERROR_MARKER) {
                 // `?` returned a fastai error: evcxr printed it and reports success; we do not.
                 state.error.get_or_insert_with(|| msg.to_string());
                 return;
@@ -187,7 +187,7 @@ fn output_sink(
             eprintln!("[cell process] {line}");
             return;
         };
-        let msg = match (stream, line.strip_prefix(DISPLAY_PREFIX)) {
+        let msg = match (stream, line.strip_prefix(wire::DISPLAY_PREFIX)) {
             (Stream::Stdout, Some(json)) => match display_message(json) {
                 Some(content) => JupyterMessage::new(content, Some(parent)),
                 None => StreamContent::stdout(&(line.clone() + "\n")).as_child_of(parent),
@@ -226,9 +226,6 @@ async fn forward_build_lines(
         let _ = iopub.send(StreamContent::stderr(&(line + "\n")).as_child_of(&parent));
     }
 }
-
-/// The prefix of an error the library reported (`fastai::error::ERROR_MARKER`).
-const ERROR_PREFIX: &str = "FASTAI_ERROR ";
 
 async fn control_loop(
     mut control: KernelControlConnection,

@@ -180,12 +180,13 @@ pub fn module_body(variant: Variant) -> String {
     };
     // Written like evcxr's own text/plain output: one locked write of the begin line, the
     // text and the end line.
-    code.push_str(
-        "fn send_plain(text: &str) {\n    use std::io::Write;\n    let stdout = std::io::stdout();\n    \
+    let (begin, end) = (fastai_wire::EVCXR_BEGIN, fastai_wire::EVCXR_END);
+    code.push_str(&format!(
+        "fn send_plain(text: &str) {{\n    use std::io::Write;\n    let stdout = std::io::stdout();\n    \
          let mut out = stdout.lock();\n    \
-         let _ = write!(out, \"EVCXR_BEGIN_CONTENT text/plain\\n{}\\nEVCXR_END_CONTENT\\n\", text);\n    \
-         let _ = out.flush();\n}\n",
-    );
+         let _ = write!(out, \"{begin} text/plain\\n{{}}\\n{end}\\n\", text);\n    \
+         let _ = out.flush();\n}}\n",
+    ));
     let body = format!("{{ send_plain(&format!({format_string:?}, self)) }}");
     for ty in SIMPLE {
         code.push_str(&format!(
@@ -248,6 +249,10 @@ mod tests {
         let plain = module_body(Variant::Plain);
         assert!(plain.contains("impl FastaiKernelPlainDisplay for i32"));
         assert!(plain.contains("format!(\"{:?}\", self)"));
+        // evcxr's text/plain block, written in one go
+        assert!(plain.contains(
+            "let _ = write!(out, \"EVCXR_BEGIN_CONTENT text/plain\\n{}\\nEVCXR_END_CONTENT\\n\", text);"
+        ));
         assert!(module_body(Variant::Pretty).contains("format!(\"{:#?}\", self)"));
         let off = module_body(Variant::Off);
         assert!(off.contains("pub trait FastaiKernelPlainDisplay"));

@@ -88,8 +88,9 @@ impl fmt::Debug for Error {
     }
 }
 
-/// The line prefix that tells the fastai kernel "this cell failed with this error".
-pub const ERROR_MARKER: &str = "FASTAI_ERROR ";
+/// The line prefix that tells the fastai kernel "this cell failed with this error" (defined, with
+/// the rest of the protocol, in the `fastai-wire` crate).
+pub use fastai_wire::ERROR_MARKER;
 
 /// Writes `msg` for `{:?}`: evcxr prints an error that `?` returned from a cell with `{:?}` and
 /// still reports success, so in the fastai kernel the message carries [`ERROR_MARKER`] and the

@@ -32,6 +32,11 @@ pub mod vision {
     };
     pub use crate::device::{device, device_info, DeviceInfo};
     pub use crate::display::value::CellValue;
+    pub use crate::display::{
+        animation::{animate, Animation},
+        plot::{plot, plot_xy, scatter, Plot},
+        series::IntoSeries,
+    };
     pub use crate::display::{clear_output, display, DisplayHandle, Rich};
     pub use crate::interpret::{ClassificationInterpretation, ImageCleaner};
     pub use crate::learner::export::{load_learner, Predictor};

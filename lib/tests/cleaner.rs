@@ -9,13 +9,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::colors::{make_color_data, CLASSES};
+use common::tmp::TempDir;
 use fastai::vision::*;
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("fastai-cleaner-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
 
 /// `dir/<class>/<class>_<k>.png`, 30 per class.
 fn class_folders(dir: &Path) {
@@ -64,7 +59,7 @@ fn read_csv(path: &Path) -> (Vec<String>, Vec<(String, String)>) {
 
 #[test]
 fn cleaning_writes_cleaned_csv_that_from_csv_reads_back() {
-    let dir = tmp("roundtrip");
+    let dir = TempDir::new("cleaner-roundtrip");
     class_folders(&dir);
     let mut learn = learner(&dir);
     learn.fit_one_cycle(1, Some(Lr::Single(1e-2))).unwrap(); // losses that differ
@@ -95,7 +90,7 @@ fn cleaning_writes_cleaned_csv_that_from_csv_reads_back() {
     let png = cleaner.grid_png(0, 6).unwrap();
     let img = image::load_from_memory(&png).unwrap();
     assert_eq!((img.width(), img.height()), (1280, 720));
-    std::fs::write("/tmp/cleaner_grid.png", &png).unwrap();
+    std::fs::write(dir.join("cleaner_grid.png"), &png).unwrap();
     let png = cleaner.grid_png(n_valid - 1, 10).unwrap();
     let img = image::load_from_memory(&png).unwrap();
     assert_eq!(
@@ -200,12 +195,11 @@ fn cleaning_writes_cleaned_csv_that_from_csv_reads_back() {
     let (_, rows) = read_csv(&cleaner.save().unwrap());
     assert_eq!(rows.len(), n_all);
     assert!(rows.iter().all(|(n, l)| n.starts_with(&format!("{l}/"))));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn show_steps_through_the_images_and_errors_are_clear() {
-    let dir = tmp("show");
+    let dir = TempDir::new("cleaner-show");
     class_folders(&dir);
     let plots = dir.join("plots");
     // outside a notebook, figures are saved as PNG files here
@@ -246,5 +240,4 @@ fn show_steps_through_the_images_and_errors_are_clear() {
     }
     let (_, rows) = read_csv(&cleaner.save().unwrap());
     assert_eq!(rows.len(), learn.data.train_ds.len());
-    let _ = std::fs::remove_dir_all(&dir);
 }

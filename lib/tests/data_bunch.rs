@@ -7,17 +7,11 @@ use ::image::{Rgb, RgbImage};
 mod common;
 
 use common::pets::BREEDS;
+use common::tmp::TempDir;
 use fastai::data::*;
 use tch::{Device, Kind};
 
 const PAT: &str = r"/([^/]+)_\d+.jpg$";
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("fastai-bunch-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// A small image whose colour encodes its class, in a non-square size like real photos.
 fn picture(class: usize, k: usize) -> RgbImage {
@@ -49,7 +43,7 @@ fn opts() -> DataOptions {
 
 #[test]
 fn from_name_re_with_the_lesson_pattern_gives_37_classes() {
-    let dir = tmp("pets");
+    let dir = TempDir::new("bunch-pets");
     let fnames = make_pets(&dir, 5);
     assert_eq!(fnames.len(), 185);
     let mut data = ImageDataBunch::from_name_re(
@@ -102,12 +96,11 @@ fn from_name_re_with_the_lesson_pattern_gives_37_classes() {
         (0..32).collect::<Vec<_>>(),
         "validation keeps its order"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn split_and_augmentation_are_reproducible() {
-    let dir = tmp("repro");
+    let dir = TempDir::new("bunch-repro");
     let fnames = make_pets(&dir, 2);
     let make = |seed| {
         ImageDataBunch::from_name_re(&dir, &fnames, PAT, opts().seed(seed).tfms(get_transforms()))
@@ -125,12 +118,11 @@ fn split_and_augmentation_are_reproducible() {
     // The next epoch is shuffled differently.
     let next = a.train_dl.iter().next().unwrap();
     assert_ne!(next.indices, xa.indices);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn the_other_constructors_agree() {
-    let dir = tmp("mnist");
+    let dir = TempDir::new("bunch-mnist");
     // MNIST_SAMPLE layout: train/3, train/7, valid/3, valid/7, and labels.csv
     let mut csv = String::from("name,label\n");
     let mut all = Vec::new();
@@ -203,12 +195,11 @@ fn the_other_constructors_agree() {
         .unwrap()
         .to_string();
     assert!(err.contains("nope.csv"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn unreadable_images_are_skipped_not_fatal() {
-    let dir = tmp("corrupt");
+    let dir = TempDir::new("bunch-corrupt");
     let mut fnames = make_pets(&dir, 1);
     fnames.truncate(10);
     std::fs::write(&fnames[2], b"").unwrap(); // empty
@@ -222,7 +213,6 @@ fn unreadable_images_are_skipped_not_fatal() {
     assert_eq!(batches.len(), 1);
     assert_eq!(batches[0].x.size()[0], 7, "3 of 10 files are unreadable");
     assert_eq!(batches[0].y.size(), vec![7]);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

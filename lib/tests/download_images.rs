@@ -9,11 +9,12 @@
 mod common;
 
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::http::{Mode, Server};
+use common::tmp::TempDir;
 use fastai::learner::interrupt;
 use fastai::vision::*;
 
@@ -21,13 +22,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("fastai-dlimg-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn encode(w: u32, h: u32, colour: [u8; 3], format: image::ImageFormat) -> Vec<u8> {
@@ -70,7 +64,7 @@ fn good_images_are_saved_and_bad_urls_reported() {
         Mode::Normal,
     );
     server.serve("slow.jpg", jpg.clone(), Mode::Stall(100));
-    let dir = tmp("mixed");
+    let dir = TempDir::new("dlimg-mixed");
     let urls = dir.join("urls_black.csv");
     // a closed port: bind one, note it, drop it
     let refused = {
@@ -148,7 +142,6 @@ fn good_images_are_saved_and_bad_urls_reported() {
     // what download_images wrote, verify_images accepts
     let v = verify_images(&dest, false, None).unwrap();
     assert_eq!((v.checked, v.broken.len()), (3, 0));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -167,7 +160,7 @@ fn max_pics_and_a_second_run_downloads_only_what_is_missing() {
         lines.push_str(&format!("{base}{name}\n"));
     }
     lines.push_str(&format!("{base}gone.png\n"));
-    let dir = tmp("rerun");
+    let dir = TempDir::new("dlimg-rerun");
     let urls = dir.join("urls.txt");
     std::fs::write(&urls, &lines).unwrap();
     let dest = dir.join("grizzly");
@@ -214,7 +207,6 @@ fn max_pics_and_a_second_run_downloads_only_what_is_missing() {
         "6 images and notes.txt, no temporary file"
     );
     assert!(dest.join("notes.txt").is_file());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -228,7 +220,7 @@ fn downloads_run_in_parallel() {
         server.serve(&format!("s{k}.jpg"), jpg.clone(), Mode::Stall(10));
         lines.push_str(&format!("{base}s{k}.jpg\n"));
     }
-    let dir = tmp("parallel");
+    let dir = TempDir::new("dlimg-parallel");
     let urls = dir.join("urls.txt");
     std::fs::write(&urls, lines).unwrap();
     let t0 = Instant::now();
@@ -242,13 +234,12 @@ fn downloads_run_in_parallel() {
     // four 1 s timeouts one after another would take 4 s
     assert!(took < Duration::from_millis(2500), "took {took:?}");
     assert!(listing(&dir.join("out")).is_empty(), "no partial files");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_missing_or_empty_url_file_is_a_clear_error() {
     let _turn = serial();
-    let dir = tmp("missing");
+    let dir = TempDir::new("dlimg-missing");
     let err = download_images(dir.join("urls_teddys.csv"), dir.join("teddys"), 200)
         .unwrap_err()
         .to_string();
@@ -263,7 +254,6 @@ fn a_missing_or_empty_url_file_is_a_clear_error() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("found no image URLs"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -278,7 +268,7 @@ fn the_stop_button_ends_it_with_a_report() {
         server.serve(&format!("s{k}.jpg"), jpg.clone(), Mode::Stall(10));
         lines.push_str(&format!("{base}s{k}.jpg\n"));
     }
-    let dir = tmp("stop");
+    let dir = TempDir::new("dlimg-stop");
     let urls = dir.join("urls.txt");
     std::fs::write(&urls, lines).unwrap();
     let presser = std::thread::spawn(|| {
@@ -310,5 +300,4 @@ fn the_stop_button_ends_it_with_a_report() {
     let again = download_images_with(&urls, dir.join("out"), opts().max_workers(8)).unwrap();
     assert_eq!(again.existing.len(), 1);
     assert_eq!((again.failed.len(), again.not_tried), (8, 0));
-    let _ = std::fs::remove_dir_all(&dir);
 }

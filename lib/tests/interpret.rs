@@ -2,8 +2,9 @@
 //! top_losses, edge cases and errors), the 37-class confusion-matrix figure (size and time), and
 //! `from_learner` on a tiny generated dataset (shapes, losses, the top-losses grid).
 //!
-//! The figures are also written to /tmp/interp_cm.png, /tmp/interp_cm_norm.png and
-//! /tmp/interp_top.png for a look by eye.
+//! The figures are also written to the tests' scratch folders (`interp_cm.png`,
+//! `interp_cm_norm.png`, `interp_top.png`, `interp_cm3.png`): run with `FASTAI_KEEP_TEST_FILES=1`
+//! to keep them for a look by eye (see common/tmp.rs).
 
 mod common;
 
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use common::colors::make_color_data;
+use common::tmp::TempDir;
 use fastai::vision::*;
 
 fn names(v: &[&str]) -> Vec<String> {
@@ -226,25 +228,20 @@ fn the_37_class_confusion_matrix_draws_quickly() {
     println!("37-class confusion matrix, 1,500 items: {took:?}");
     let img = image::load_from_memory(&png).unwrap();
     assert_eq!((img.width(), img.height()), (1200, 1200));
-    std::fs::write("/tmp/interp_cm.png", &png).unwrap();
+    let figures = TempDir::new("interpret-cm37");
+    std::fs::write(figures.join("interp_cm.png"), &png).unwrap();
     let start = Instant::now();
     let png = interp
         .plot_confusion_matrix_png(true, (12.0, 12.0))
         .unwrap();
     println!("normalized: {:?}", start.elapsed());
-    std::fs::write("/tmp/interp_cm_norm.png", &png).unwrap();
+    std::fs::write(figures.join("interp_cm_norm.png"), &png).unwrap();
     assert!(
         took.as_secs_f64() < 2.0,
         "drawing took {took:?} (expected well under a second in release)"
     );
     let worst = &interp.most_confused(1)[0];
     assert!(worst.2 >= interp.most_confused(1).last().unwrap().2);
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("fastai-interpret-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
 }
 
 /// The colour task with long (pets) class names, so the grid's titles are as long as real ones.
@@ -268,7 +265,7 @@ fn long_named_data(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn from_learner_predicts_the_validation_set_and_plots_top_losses() {
-    let dir = tmp("learner");
+    let dir = TempDir::new("interpret-learner");
     let files = long_named_data(&dir);
     tch::manual_seed(0);
     let opts = DataOptions::default()
@@ -319,14 +316,13 @@ fn from_learner_predicts_the_validation_set_and_plots_top_losses() {
     let img = image::load_from_memory(&png).unwrap();
     assert_eq!((img.width(), img.height()), (600, 600));
     let png = interp.plot_top_losses_png(9, (12.0, 12.0)).unwrap();
-    std::fs::write("/tmp/interp_top.png", &png).unwrap();
+    std::fs::write(dir.join("interp_top.png"), &png).unwrap();
     let img = image::load_from_memory(&png).unwrap();
     assert_eq!((img.width(), img.height()), (1200, 1200));
     let png = interp.plot_confusion_matrix_png(false, (6.0, 6.0)).unwrap();
-    std::fs::write("/tmp/interp_cm3.png", &png).unwrap();
+    std::fs::write(dir.join("interp_cm3.png"), &png).unwrap();
     let img = image::load_from_memory(&png).unwrap();
     assert_eq!((img.width(), img.height()), (600, 600));
     // k > N is clamped
     assert!(interp.plot_top_losses_png(n + 50, (8.0, 8.0)).is_ok());
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,6 +7,7 @@ mod common;
 
 use common::colors::make_color_data;
 use common::http::{Mode, Server};
+use common::tmp::TempDir;
 use fastai::vision::*;
 
 fn data(dir: &std::path::Path) -> ImageDataBunch {
@@ -26,9 +27,7 @@ fn weights_file(arch: Arch, path: &std::path::Path) -> std::collections::HashMap
 
 #[test]
 fn resnet_weights_download_once_then_load_from_cache() {
-    let tmp = std::env::temp_dir().join(format!("fastai-resnet-weights-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp = TempDir::new("resnet-weights");
     let server = Server::start();
     std::env::set_var("FASTAI_HOME", tmp.join("home"));
     std::env::set_var("FASTAI_WEIGHTS_BASE", server.base());
@@ -86,5 +85,4 @@ fn resnet_weights_download_once_then_load_from_cache() {
         .expect("must fail")
         .to_string();
     assert!(err.contains("resnet50.tv_in1k"), "{err}");
-    std::fs::remove_dir_all(&tmp).unwrap();
 }

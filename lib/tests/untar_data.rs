@@ -17,6 +17,7 @@ use md5::{Digest, Md5};
 
 mod common;
 use common::http::*;
+use common::tmp::TempDir;
 
 /// A gzipped tar of regular files.
 fn tgz(files: &[(&str, &[u8])]) -> Vec<u8> {
@@ -431,7 +432,9 @@ fn download_url_keeps_an_existing_file() {
 fn malicious_archives_are_refused_and_write_nothing_outside() {
     use tar::EntryType as T;
     let dirs = Dirs::new("evil");
-    let outside = std::env::temp_dir().join(format!("fastai-evil-{}", std::process::id()));
+    // an absolute path the archives aim at, outside the data folder
+    let outside_dir = TempDir::new("untar-outside");
+    let outside = outside_dir.join("evil.txt");
     let outside_s = outside.display().to_string();
     type Entries<'a> = Vec<(&'a str, T, Option<&'a str>)>;
     let cases: Vec<(&str, Entries)> = vec![

@@ -14,19 +14,25 @@
 //! it can later be replaced in place by `update`); `clear` clears the cell's output (`wait`: when
 //! the next output arrives). The fastai kernel turns these into Jupyter's `display_data` (with
 //! `transient.display_id`), `update_display_data` and `clear_output` messages while the cell runs.
-//! The kernel announces itself to the cell process with `FASTAI_DISPLAY=kernel`.
+//! The kernel announces itself to the cell process with `FASTAI_DISPLAY=kernel`. The markers, keys
+//! and names are defined once, for the library and the kernel alike, in the `fastai-wire` crate.
 //!
 //! Elsewhere the same calls degrade: under the stock evcxr kernel a display becomes evcxr's
 //! `EVCXR_BEGIN_CONTENT` block (shown when the cell ends; updates are not possible there), and in
 //! a plain program text is printed and images are saved as PNG files (the path is printed).
 
+pub mod animation;
 pub mod figure;
+pub mod paint;
+pub mod plot;
 pub mod progress;
+pub mod series;
 pub mod value;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine as _;
+use fastai_wire as wire;
 
 /// Where displays go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,9 +47,9 @@ pub enum Frontend {
 
 /// Which frontend this process is displaying to.
 pub fn frontend() -> Frontend {
-    if std::env::var("FASTAI_DISPLAY").as_deref() == Ok("kernel") {
+    if std::env::var(wire::DISPLAY_ENV).as_deref() == Ok(wire::DISPLAY_ENV_KERNEL) {
         Frontend::FastaiKernel
-    } else if std::env::var_os("EVCXR_IS_RUNTIME").is_some() {
+    } else if std::env::var_os(wire::EVCXR_RUNTIME_ENV).is_some() {
         Frontend::Evcxr
     } else {
         Frontend::Terminal
@@ -109,18 +115,19 @@ impl Rich {
 static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
 
 fn kernel_line(op: &str, id: Option<&str>, r: Option<&Rich>, wait: bool) {
-    let mut msg = serde_json::json!({ "op": op });
+    let mut msg = serde_json::Map::new();
+    msg.insert(wire::KEY_OP.into(), op.into());
     if let Some(id) = id {
-        msg["id"] = id.into();
+        msg.insert(wire::KEY_ID.into(), id.into());
     }
     if let Some(r) = r {
-        msg["data"] = r.data_json();
+        msg.insert(wire::KEY_DATA.into(), r.data_json());
     }
-    if op == "clear" {
-        msg["wait"] = wait.into();
+    if op == wire::OP_CLEAR {
+        msg.insert(wire::KEY_WAIT.into(), wait.into());
     }
     // One line; println! holds stdout's lock so the line is not interleaved with other output.
-    println!("FASTAI_DISPLAY {msg}");
+    println!("{}{}", wire::DISPLAY_PREFIX, serde_json::Value::Object(msg));
 }
 
 /// Shows `r` now (where the output currently ends).
@@ -130,7 +137,7 @@ pub fn display(r: &Rich) {
 
 fn show(r: &Rich, id: Option<&str>) {
     match frontend() {
-        Frontend::FastaiKernel => kernel_line("display", id, Some(r), false),
+        Frontend::FastaiKernel => kernel_line(wire::OP_DISPLAY, id, Some(r), false),
         Frontend::Evcxr => {
             for (mime, data) in &r.parts {
                 evcxr_block(mime, data);
@@ -143,14 +150,19 @@ fn show(r: &Rich, id: Option<&str>) {
 /// evcxr's output protocol: one block per MIME type, shown by evcxr when the cell ends. One
 /// `println!`, so the block is written under one lock of stdout.
 pub(crate) fn evcxr_block(mime: &str, data: &str) {
-    println!("EVCXR_BEGIN_CONTENT {mime}\n{data}\nEVCXR_END_CONTENT");
+    println!("{} {mime}\n{data}\n{}", wire::EVCXR_BEGIN, wire::EVCXR_END);
+}
+
+/// Where a plain program saves figures: `FASTAI_PLOTS_DIR`, or `fastai-plots/`.
+pub(crate) fn plots_dir() -> std::path::PathBuf {
+    std::env::var_os("FASTAI_PLOTS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "fastai-plots".into())
 }
 
 fn terminal(r: &Rich) {
     if let Some(png) = &r.png {
-        let dir = std::env::var_os("FASTAI_PLOTS_DIR")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| "fastai-plots".into());
+        let dir = plots_dir();
         let n = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let path = dir.join(format!("figure-{}-{n}.png", std::process::id()));
         match std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, png)) {
@@ -170,7 +182,7 @@ fn terminal(r: &Rich) {
 /// Does nothing outside the fastai kernel.
 pub fn clear_output(wait: bool) {
     if frontend() == Frontend::FastaiKernel {
-        kernel_line("clear", None, None, wait);
+        kernel_line(wire::OP_CLEAR, None, None, wait);
     }
 }
 
@@ -194,7 +206,7 @@ impl DisplayHandle {
     /// the cell runs; elsewhere updates are dropped (callers print their own fallback).
     pub fn update(&self, r: &Rich) {
         if frontend() == Frontend::FastaiKernel {
-            kernel_line("update", Some(&self.id), Some(r), false);
+            kernel_line(wire::OP_UPDATE, Some(&self.id), Some(r), false);
         }
     }
 

@@ -8,7 +8,7 @@
 //! `ImageDataBunch`, `Learner`, `ClassificationInterpretation` and `Predictor` a summary,
 //! `DeviceInfo` its one-line report, and a `Tensor` its values
 //! the way PyTorch prints them (tch's `Display`: large tensors summarized), where `Debug` gives
-//! only the shape for most tensors.
+//! only the shape for most tensors. A [`Plot`](super::plot::Plot) shows as its PNG.
 //!
 //! Outside a notebook nothing calls it.
 
@@ -55,4 +55,25 @@ impl<D: Data + ?Sized> CellValue for Learner<D> {
     fn evcxr_display(&self) {
         super::evcxr_block("text/plain", &format!("{self}"))
     }
+}
+
+/// A chart shows as its PNG; one that cannot be drawn (a bad series) reports why as the cell's
+/// error, as a `?` would (`{:?}` of a [`crate::Error`] carries the fastai kernel's error marker).
+impl CellValue for super::plot::Plot {
+    fn evcxr_display(&self) {
+        match self.to_rich() {
+            Ok(r) => {
+                for (mime, data) in &r.parts {
+                    super::evcxr_block(mime, data);
+                }
+            }
+            Err(e) => eprintln!("{e:?}"),
+        }
+    }
+}
+
+/// Nothing: `animate` has shown the animation already (a cell usually ends in
+/// `animate(...)?`); `anim.show()?` shows it again.
+impl CellValue for super::animation::Animation {
+    fn evcxr_display(&self) {}
 }

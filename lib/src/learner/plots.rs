@@ -1,34 +1,15 @@
 //! The recorder's charts: `plot()` (lr_find's loss against the learning rate, log scale, with the
 //! suggestion marked), `plot_losses()` and `plot_lr()`. Each is shown inline in a notebook (or
-//! saved as a PNG in a plain program) and has a `_png` twin that returns the bytes.
-
-use plotters::coord::combinators::IntoLogRange;
-use plotters::prelude::*;
+//! saved as a PNG in a plain program) and has a `_png` twin that returns the bytes. They are
+//! [`Plot`]s, drawn as a user's own charts are.
 
 use super::lr_find::suggest;
 use super::recorder::Recorder;
-use crate::display::figure::{Canvas, TITLE_FONT};
+use crate::display::figure::Canvas;
+use crate::display::paint::Rect;
+use crate::display::plot::Plot;
 use crate::display::{display, Rich};
 use crate::error::{Error, Result};
-
-fn chart_err<E: std::fmt::Debug>(e: E) -> Error {
-    Error::Msg(format!("drawing the chart failed: {e:?}"))
-}
-
-fn finite_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
-    let (lo, hi) = values
-        .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-            (a.min(v), b.max(v))
-        });
-    (lo <= hi).then(|| {
-        if lo == hi {
-            (lo - 0.5, hi + 0.5)
-        } else {
-            (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
-        }
-    })
-}
 
 impl Recorder {
     /// Plots the last `lr_find` (skipping the first 10 and last 5 points, as fastai), marks the
@@ -50,52 +31,35 @@ impl Recorder {
                 "no lr_find results to plot: run learn.lr_find() first".into(),
             ));
         }
-        let shown: Vec<(f64, f64)> = if pts.len() > 17 {
-            pts[10..pts.len() - 5].to_vec()
+        let shown: &[(f64, f64)] = if pts.len() > 17 {
+            &pts[10..pts.len() - 5]
         } else {
-            pts.clone()
+            pts
         };
         let (steep, _) =
             suggest(pts).ok_or_else(|| Error::Msg("lr_find recorded too few points".into()))?;
-        let (x0, x1) = (shown.first().unwrap().0, shown.last().unwrap().0);
-        let (y0, y1) = finite_range(shown.iter().map(|p| p.1)).unwrap_or((0.0, 1.0));
-        let mut canvas = Canvas::new(640, 440);
-        {
-            let root = canvas.area();
-            root.fill(&WHITE).map_err(chart_err)?;
-            let mut chart = ChartBuilder::on(&root)
-                .margin(16)
-                .x_label_area_size(44)
-                .y_label_area_size(64)
-                .caption("Learning rate finder", (TITLE_FONT, 20))
-                .build_cartesian_2d((x0..x1).log_scale(), y0..y1)
-                .map_err(chart_err)?;
-            chart
-                .configure_mesh()
-                .x_desc("Learning Rate")
-                .y_desc("Loss")
-                .x_label_formatter(&|v| format!("{v:.0e}"))
-                .label_style((TITLE_FONT, 13))
-                .axis_desc_style((TITLE_FONT, 15))
-                .draw()
-                .map_err(chart_err)?;
-            chart
-                .draw_series(LineSeries::new(shown.iter().copied(), BLUE.stroke_width(2)))
-                .map_err(chart_err)?;
-            let valley = super::lr_find::valley(pts).unwrap_or(f64::NAN);
-            for (lr, colour) in [(steep, RED), (valley, RGBColor(44, 160, 44))] {
-                if let Some(p) = shown
+        let (lrs, losses): (Vec<f64>, Vec<f64>) = shown.iter().copied().unzip();
+        let mut chart = Plot::new()
+            .line(&lrs, &losses)
+            .log_x()
+            .title("Learning rate finder")
+            .xlabel("Learning Rate")
+            .ylabel("Loss")
+            .figsize((6.4, 4.4));
+        let valley = super::lr_find::valley(pts);
+        for (lr, name, colour) in [(Some(steep), "steep", "r"), (valley, "valley", "tab:green")] {
+            // the shown point nearest the suggestion
+            let nearest = lr.filter(|lr| lr.is_finite()).and_then(|lr| {
+                shown
                     .iter()
+                    .filter(|p| p.1.is_finite())
                     .min_by(|a, b| (a.0 - lr).abs().total_cmp(&(b.0 - lr).abs()))
-                {
-                    chart
-                        .draw_series(std::iter::once(Circle::new(*p, 6, colour.filled())))
-                        .map_err(chart_err)?;
-                }
+            });
+            if let Some(p) = nearest {
+                chart = chart.scatter([p.0], [p.1]).color(colour).label(name);
             }
-            root.present().map_err(chart_err)?;
         }
-        Ok((canvas.to_png(), steep))
+        Ok((chart.png()?, steep))
     }
 
     /// Training loss (smoothed, per batch) and validation loss (per epoch) against iterations.
@@ -111,73 +75,29 @@ impl Recorder {
         if self.smooth_losses.is_empty() {
             return Err(Error::Msg("nothing recorded yet: train first".into()));
         }
-        let train: Vec<(f64, f64)> = self
-            .smooth_losses
-            .iter()
-            .enumerate()
-            .map(|(i, &l)| (i as f64 + 1.0, l))
-            .collect();
-        let valid: Vec<(f64, f64)> = self
+        let (vx, vy): (Vec<f64>, Vec<f64>) = self
             .epoch_iters
             .iter()
             .zip(&self.valid_losses)
             .filter(|(_, v)| v.is_finite())
             .map(|(&i, &v)| (i as f64, v))
-            .collect();
-        let (y0, y1) = finite_range(train.iter().chain(&valid).map(|p| p.1)).unwrap_or((0.0, 1.0));
-        let mut canvas = Canvas::new(640, 440);
-        {
-            let root = canvas.area();
-            root.fill(&WHITE).map_err(chart_err)?;
-            let mut chart = ChartBuilder::on(&root)
-                .margin(16)
-                .x_label_area_size(44)
-                .y_label_area_size(64)
-                .build_cartesian_2d(0.0..train.len() as f64 + 1.0, y0..y1)
-                .map_err(chart_err)?;
-            chart
-                .configure_mesh()
-                .x_desc("Batches processed")
-                .y_desc("Loss")
-                .label_style((TITLE_FONT, 13))
-                .axis_desc_style((TITLE_FONT, 15))
-                .draw()
-                .map_err(chart_err)?;
-            chart
-                .draw_series(LineSeries::new(train, BLUE.stroke_width(2)))
-                .map_err(chart_err)?
-                .label("Train")
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
-            chart
-                .draw_series(LineSeries::new(
-                    valid.clone(),
-                    RGBColor(255, 127, 14).stroke_width(2),
-                ))
-                .map_err(chart_err)?
+            .unzip();
+        // iterations count from 1, as batches processed
+        let batches: Vec<f64> = (1..=self.smooth_losses.len()).map(|i| i as f64).collect();
+        let mut chart = Plot::new()
+            .line(&batches, &self.smooth_losses)
+            .label("Train")
+            .xlabel("Batches processed")
+            .ylabel("Loss")
+            .figsize((6.4, 4.4));
+        if !vx.is_empty() {
+            chart = chart
+                .line(&vx, &vy)
                 .label("Validation")
-                .legend(|(x, y)| {
-                    PathElement::new(
-                        vec![(x, y), (x + 20, y)],
-                        RGBColor(255, 127, 14).stroke_width(2),
-                    )
-                });
-            chart
-                .draw_series(
-                    valid
-                        .iter()
-                        .map(|p| Circle::new(*p, 4, RGBColor(255, 127, 14).filled())),
-                )
-                .map_err(chart_err)?;
-            chart
-                .configure_series_labels()
-                .label_font((TITLE_FONT, 14))
-                .border_style(BLACK)
-                .background_style(WHITE.mix(0.8))
-                .draw()
-                .map_err(chart_err)?;
-            root.present().map_err(chart_err)?;
+                .scatter(&vx, &vy)
+                .color("C1");
         }
-        Ok(canvas.to_png())
+        chart.png()
     }
 
     /// The learning rate (of the head) and the momentum against iterations.
@@ -193,41 +113,89 @@ impl Recorder {
         if self.lrs.is_empty() {
             return Err(Error::Msg("nothing recorded yet: train first".into()));
         }
-        let n = self.lrs.len() as f64;
         let mut canvas = Canvas::new(900, 380);
+        for (k, (values, name)) in [(&self.lrs, "Learning rate"), (&self.moms, "Momentum")]
+            .into_iter()
+            .enumerate()
         {
-            let root = canvas.area();
-            root.fill(&WHITE).map_err(chart_err)?;
-            let (left, right) = root.split_horizontally(450);
-            for (area, values, name) in [
-                (left, &self.lrs, "Learning rate"),
-                (right, &self.moms, "Momentum"),
-            ] {
-                let (y0, y1) = finite_range(values.iter().copied()).unwrap_or((0.0, 1.0));
-                let mut chart = ChartBuilder::on(&area)
-                    .margin(14)
-                    .x_label_area_size(40)
-                    .y_label_area_size(70)
-                    .build_cartesian_2d(0.0..n, y0..y1)
-                    .map_err(chart_err)?;
-                chart
-                    .configure_mesh()
-                    .x_desc("Iterations")
-                    .y_desc(name)
-                    .y_label_formatter(&|v| format!("{v:.1e}"))
-                    .label_style((TITLE_FONT, 12))
-                    .axis_desc_style((TITLE_FONT, 14))
-                    .draw()
-                    .map_err(chart_err)?;
-                chart
-                    .draw_series(LineSeries::new(
-                        values.iter().enumerate().map(|(i, &v)| (i as f64, v)),
-                        BLUE.stroke_width(2),
-                    ))
-                    .map_err(chart_err)?;
+            if values.is_empty() {
+                continue; // (no momentum recorded: an empty panel, as before)
             }
-            root.present().map_err(chart_err)?;
+            let panel = Rect::new(450.0 * k as f32, 0.0, 450.0 * (k + 1) as f32, 380.0);
+            let chart = Plot::new().line_y(values).xlabel("Iterations").ylabel(name);
+            chart.draw_on(&mut canvas, panel)?;
         }
         Ok(canvas.to_png())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorder() -> Recorder {
+        let n = 60;
+        let lr_find = (0..100)
+            .map(|i| {
+                let lr = 1e-7 * 10f64.powf(i as f64 * 0.08);
+                (
+                    lr,
+                    2.0 - 0.2 * (lr.log10() + 7.0) + if lr > 0.1 { 10.0 * lr } else { 0.0 },
+                )
+            })
+            .collect();
+        Recorder {
+            lrs: (0..n)
+                .map(|i| 1e-3 * (1.0 + (i as f64 / 10.0).sin()))
+                .collect(),
+            moms: (0..n)
+                .map(|i| 0.95 - 0.1 * (i as f64 / 10.0).sin().abs())
+                .collect(),
+            smooth_losses: (0..n).map(|i| 2.0 / (1.0 + i as f64 / 10.0)).collect(),
+            epoch_iters: vec![30, 60],
+            valid_losses: vec![0.9, 0.6],
+            lr_find,
+            ..Default::default()
+        }
+    }
+
+    fn size(png: &[u8]) -> (u32, u32) {
+        let img = image::load_from_memory(png).unwrap();
+        (img.width(), img.height())
+    }
+
+    #[test]
+    fn the_recorders_charts_draw_at_their_sizes() {
+        let r = recorder();
+        let (png, steep) = r.plot_png().unwrap();
+        assert_eq!(size(&png), (640, 440));
+        assert!(steep > 1e-7 && steep < 1.0, "{steep}");
+        assert_eq!(size(&r.plot_losses_png().unwrap()), (640, 440));
+        assert_eq!(size(&r.plot_lr_png().unwrap()), (900, 380));
+        if let Some(dir) = std::env::var_os("FASTAI_PLOT_TESTS_DIR") {
+            let dir = std::path::Path::new(&dir);
+            std::fs::write(dir.join("recorder_lr_find.png"), png).unwrap();
+            std::fs::write(
+                dir.join("recorder_losses.png"),
+                r.plot_losses_png().unwrap(),
+            )
+            .unwrap();
+            std::fs::write(dir.join("recorder_lr.png"), r.plot_lr_png().unwrap()).unwrap();
+        }
+    }
+
+    #[test]
+    fn nothing_recorded_says_what_to_do() {
+        let r = Recorder::default();
+        assert!(r
+            .plot_png()
+            .unwrap_err()
+            .to_string()
+            .contains("run learn.lr_find() first"));
+        assert!(r
+            .plot_losses_png()
+            .unwrap_err()
+            .to_string()
+            .contains("train first"));
     }
 }

@@ -9,9 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use fastai::data::{URLs, UntarOptions};
+
+use super::tmp::TempDir;
 
 // ---------------------------------------------------------------- the test server
 
@@ -180,21 +182,20 @@ pub fn handle(stream: TcpStream, files: &Files, log: &Log) -> std::io::Result<()
 
 // ---------------------------------------------------------------- folders and archives
 
-/// A fresh folder under the system temp dir with `data/` and `archive/` below; removed on drop.
+/// A fresh folder under the system temp dir (a [`TempDir`]) with `data/` and `archive/` below;
+/// removed on drop.
 pub struct Dirs {
     pub root: PathBuf,
+    _dir: TempDir,
 }
 
 impl Dirs {
     pub fn new(tag: &str) -> Dirs {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let root =
-            std::env::temp_dir().join(format!("fastai-untar-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&root).unwrap();
-        Dirs { root }
+        let dir = TempDir::new(&format!("untar-{tag}"));
+        Dirs {
+            root: dir.path().to_path_buf(),
+            _dir: dir,
+        }
     }
 
     pub fn data(&self) -> PathBuf {
@@ -230,12 +231,6 @@ impl Dirs {
         walk(&self.root, &self.root, &mut out);
         out.sort();
         out
-    }
-}
-
-impl Drop for Dirs {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
     }
 }
 
