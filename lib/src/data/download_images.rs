@@ -456,12 +456,10 @@ fn fetch_image(
         .or_else(|| format.extensions_str().first().copied())
         .unwrap_or("jpg");
     let path = dest.join(format!("{i:08}.{ext}"));
-    let tmp = dest.join(format!(".{i:08}.{ext}.{}.part", std::process::id()));
-    let written = std::fs::write(&tmp, &bytes).and_then(|_| std::fs::rename(&tmp, &path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(format!("cannot write {} ({e})", path.display()));
-    }
+    crate::error::write_atomically(&path, "saving the image", |tmp| {
+        std::fs::write(tmp, &bytes).map_err(crate::error::Error::io("writing", tmp))
+    })
+    .map_err(|e| format!("cannot write {} ({e})", path.display()))?;
     Ok(path)
 }
 

@@ -101,26 +101,25 @@ pub fn verify_images(
 fn shrink(path: &Path, img: DynamicImage, max_size: u32) -> Result<(), String> {
     let small = img.resize(max_size, max_size, FilterType::Triangle);
     let format = ImageFormat::from_path(path).unwrap_or(ImageFormat::Jpeg);
-    let tmp = path.with_extension(format!("verify-{}.tmp", std::process::id()));
-    let result = (|| -> Result<(), String> {
-        let file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
-        let mut w = BufWriter::new(file);
-        if format == ImageFormat::Jpeg {
-            let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut w, 90);
-            small
-                .to_rgb8()
-                .write_with_encoder(enc)
-                .map_err(|e| e.to_string())?;
-        } else {
-            small.write_to(&mut w, format).map_err(|e| e.to_string())?;
-        }
-        drop(w);
-        std::fs::rename(&tmp, path).map_err(|e| e.to_string())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::error::write_atomically(path, "shrinking the image", |tmp| {
+        let encode = || -> Result<(), String> {
+            let file = std::fs::File::create(tmp).map_err(|e| e.to_string())?;
+            let mut w = BufWriter::new(file);
+            if format == ImageFormat::Jpeg {
+                let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut w, 90);
+                small
+                    .to_rgb8()
+                    .write_with_encoder(enc)
+                    .map_err(|e| e.to_string())?;
+            } else {
+                small.write_to(&mut w, format).map_err(|e| e.to_string())?;
+            }
+            w.into_inner().map_err(|e| e.to_string())?;
+            Ok(())
+        };
+        encode().map_err(crate::error::Error::Msg)
+    })
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ use super::plots::titled_grid;
 use super::ClassificationInterpretation;
 use crate::data::{open_image, ImageDataBunch};
 use crate::display::{display, Rich};
-use crate::error::{Error, Result};
+use crate::error::{write_atomically, Error, Result};
 use crate::learner::Learner;
 
 /// One reviewed image: which item it is, what the model predicted, and its loss.
@@ -397,24 +397,19 @@ impl ImageCleaner {
         }
         rows.sort();
         let dest = self.path.join(file_name);
-        let tmp = self
-            .path
-            .join(format!(".{file_name}.{}.tmp", std::process::id()));
-        let write = || -> std::result::Result<(), Box<dyn std::error::Error>> {
-            let mut w = csv::Writer::from_path(&tmp)?;
-            w.write_record(["name", "label"])?;
-            for (name, label) in &rows {
-                w.write_record([name, label])?;
-            }
-            w.flush()?;
-            w.into_inner().map_err(|e| e.to_string())?.sync_all()?;
-            std::fs::rename(&tmp, &dest)?;
-            Ok(())
-        };
-        if let Err(e) = write() {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(Error::Msg(format!("writing {}: {e}", dest.display())));
-        }
+        write_atomically(&dest, "writing the cleaned labels", |tmp| {
+            let write = || -> std::result::Result<(), Box<dyn std::error::Error>> {
+                let mut w = csv::Writer::from_path(tmp)?;
+                w.write_record(["name", "label"])?;
+                for (name, label) in &rows {
+                    w.write_record([name, label])?;
+                }
+                w.flush()?;
+                w.into_inner().map_err(|e| e.to_string())?.sync_all()?;
+                Ok(())
+            };
+            write().map_err(|e| Error::Msg(format!("writing {}: {e}", dest.display())))
+        })?;
         println!(
             "wrote {} ({} images; {} deleted, {} relabelled)",
             dest.display(),
