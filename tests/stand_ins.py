@@ -40,8 +40,7 @@ import zipfile
 
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WEIGHTS_TOOL = os.path.join(ROOT, "target", "release", "examples", "stand_in_weights")
+from helpers import ROOT, WEIGHTS_TOOL, user_fastai_home
 
 # The 37 breeds as the file names spell them (cats capitalised; lib/tests/common/pets.rs has the
 # same list) and scikit-image's photos the stand-ins are cut from: bench/make_photos.py's lists.
@@ -54,14 +53,9 @@ MNIST_SAMPLE_PATH = "fast-ai-sample/mnist_sample.tgz"
 
 # ---------------------------------------------------------------- source photos
 
-def fastai_home():
-    """The fastai data folder of the *user* (where install.sh put the assets), not a test's."""
-    return os.environ.get("FASTAI_HOME") or os.path.join(os.path.expanduser("~"), ".fastai")
-
-
 def source_photos(home=None):
     """RGB photos to make pets from: scikit-image's sample photos, else ~/.fastai/samples."""
-    home = home or fastai_home()
+    home = home or user_fastai_home()
     wheels = sorted(glob.glob(os.path.join(home, "downloads", "scikit_image-*.whl")))
     if wheels:
         with zipfile.ZipFile(wheels[-1]) as z:

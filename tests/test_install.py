@@ -10,9 +10,10 @@ import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT, user_fastai_home
+
 ASSETS = [sys.executable, os.path.join(ROOT, "tools", "assets.py")]
-HOME = os.environ.get("FASTAI_HOME") or os.path.join(os.path.expanduser("~"), ".fastai")
+HOME = user_fastai_home()
 MODELS = ["efficientnet_lite0-imagenet", "mobilenet_v2-imagenet-features"]
 
 

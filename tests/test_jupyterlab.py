@@ -20,7 +20,8 @@ import urllib.request
 import nbformat
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
+
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 LAB_TOOLS = os.path.join(ROOT, "tools", "lab")
 SCREENSHOTS = os.path.join(ROOT, "target", "ui")

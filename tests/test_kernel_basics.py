@@ -2,8 +2,6 @@
 completion works, and a message with a bad signature is never executed."""
 
 import json
-import time
-import uuid
 
 import zmq
 from jupyter_client.session import Session
@@ -125,7 +123,7 @@ def test_an_error_returned_with_question_mark_is_an_error(kernel):
 def test_two_kernels_run_cells_at_the_same_time(kernel):
     import threading
 
-    from conftest import Kernel
+    from helpers import Kernel
 
     other = Kernel()
     try:

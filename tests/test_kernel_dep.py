@@ -3,7 +3,6 @@ output while the dependency builds, before the cell's reply (evcxr itself only w
 server's log)."""
 
 import textwrap
-import time
 
 
 def _tiny_crate(root, name, build_seconds):
@@ -25,16 +24,9 @@ def _tiny_crate(root, name, build_seconds):
 def test_dep_build_lines_reach_the_cell_while_it_builds(kernel, tmp_path):
     crate = tmp_path / "tinydep"
     _tiny_crate(crate, "tinydep", build_seconds=3)
-    arrivals = []
-    t0 = time.time()
-
-    def hook(msg):
-        arrivals.append((time.time() - t0, msg["msg_type"], msg["content"]))
-
-    code = f':dep tinydep = {{ path = "{crate}" }}\ntinydep::answer()'
-    reply = kernel.client.execute_interactive(code, timeout=600, output_hook=hook)
-    t_reply = time.time() - t0
-    assert reply["content"]["status"] == "ok", reply["content"]
+    cell = kernel.run(f':dep tinydep = {{ path = "{crate}" }}\ntinydep::answer()')
+    arrivals, t_reply = cell.arrivals, cell.seconds
+    assert cell.status == "ok", cell.reply["content"]
     results = [c for _, k, c in arrivals if k == "execute_result"]
     assert results and results[0]["data"]["text/plain"] == "42"
     build = [

@@ -1,8 +1,6 @@
 """The display protocol: displays appear while the cell runs, in order, and can be updated in place;
 nbclient saves a notebook holding the final state."""
 
-import time
-
 import nbformat
 from nbclient import NotebookClient
 
@@ -19,15 +17,9 @@ std::thread::sleep(std::time::Duration::from_millis(1500));
 
 
 def test_displays_update_live_and_in_order(kernel):
-    arrivals = []
-    t0 = time.time()
-
-    def hook(msg):
-        arrivals.append((time.time() - t0, msg["msg_type"], msg["content"]))
-
-    reply = kernel.client.execute_interactive(CELL, timeout=600, output_hook=hook)
-    t_end = time.time() - t0
-    assert reply["content"]["status"] == "ok"
+    cell = kernel.run(CELL)
+    arrivals, t_end = cell.arrivals, cell.seconds
+    assert cell.status == "ok", cell.reply["content"]
     kinds = [(k, c) for _, k, c in arrivals if k in ("display_data", "update_display_data", "stream")]
     assert kinds[0][0] == "display_data"
     assert kinds[0][1]["transient"]["display_id"] == "bar"

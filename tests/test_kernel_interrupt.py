@@ -6,9 +6,7 @@ import os
 import threading
 import time
 
-import jupyter_client
-
-from conftest import KERNEL, Kernel
+from helpers import Kernel
 
 
 def interrupt_after(kernel, seconds):
@@ -34,9 +32,7 @@ def test_cooperative_loop_stops_and_keeps_variables(kernel):
 
 
 def test_uncooperative_loop_is_ended_after_the_grace_period():
-    k = Kernel.__new__(Kernel)
-    env = dict(os.environ, FASTAI_INTERRUPT_GRACE="2")
-    k.manager, k.client = jupyter_client.manager.start_new_kernel(kernel_name=KERNEL, startup_timeout=120, env=env)
+    k = Kernel(env=dict(os.environ, FASTAI_INTERRUPT_GRACE="2"))
     try:
         assert k.run("let lost = 1;").status == "ok"
         interrupt_after(k, 1.0)

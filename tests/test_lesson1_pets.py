@@ -6,17 +6,15 @@ expects at each step. FASTAI_HOME is a temporary folder: ~/.fastai is left alone
 
 import os
 import re
-import subprocess
-import sys
 import tarfile
 import time
 
-import nbformat
 import pytest
 
 import stand_ins
+from helpers import (ROOT, assert_every_cell_ran, cell, code_cells, displays, result, run_notebook,
+                     stdout, user_fastai_home)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(ROOT, "notebooks", "lesson1-pets.ipynb")
 PER_BREED = 2
 # 64 px, batches of 8 (4 for resnet50), every fit one epoch: lr_find's 100 iterations dominate
@@ -47,32 +45,6 @@ def snapshot(home):
         except OSError:
             out.append((p, None))
     return out
-
-
-def code_cells(nb):
-    return [c for c in nb.cells if c.cell_type == "code"]
-
-
-def cell(nb, fragment, nth=0):
-    """The `nth` code cell whose source contains `fragment`."""
-    found = [c for c in code_cells(nb) if fragment in c.source]
-    assert len(found) > nth, f"no cell #{nth} with {fragment!r}"
-    return found[nth]
-
-
-def result(c):
-    """The text of a cell's execute_result (its last expression)."""
-    r = [o for o in c.outputs if o.output_type == "execute_result"]
-    assert r, f"no result in {c.source!r}: {c.outputs}"
-    return r[-1]["data"]["text/plain"]
-
-
-def stdout(c):
-    return "".join(o.text for o in c.outputs if o.output_type == "stream" and o.name == "stdout")
-
-
-def displays(c, mime):
-    return [o for o in c.outputs if o.output_type == "display_data" and mime in o.get("data", {})]
 
 
 def progress_table(c):
@@ -107,20 +79,10 @@ def test_stand_in_archives_are_laid_out_like_the_real_ones(served):
 def test_lesson1_pets_runs_end_to_end(served, tmp_path):
     root, server = served
     home = tmp_path / "fastai-home"
-    user_home = stand_ins.fastai_home()
+    user_home = user_fastai_home()
     before = snapshot(user_home)
-    out = tmp_path / "pets.ipynb"
-    t0 = time.time()
-    r = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "tools", "run_notebook.py"), NOTEBOOK, "-o", str(out)],
-        env=dict(os.environ, **server.env(home), **SETTINGS), capture_output=True, text=True, timeout=1800,
-    )
-    print(f"lesson1-pets ran in {time.time() - t0:.0f} s: {r.stdout.strip()}")
-    assert r.returncode == 0, r.stdout + r.stderr
-    nb = nbformat.read(str(out), as_version=4)
-    assert all(c.get("execution_count") for c in code_cells(nb)), "every code cell ran"
-    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
-    assert not errors, errors
+    _, nb = run_notebook(NOTEBOOK, tmp_path / "pets.ipynb", env=dict(os.environ, **server.env(home), **SETTINGS))
+    assert_every_cell_ran(nb)
 
     # the settings cell read the environment
     assert "images of 64 px (resnet50: 64 px), batches of 8; fit_one_cycle(4) trains 1 epoch(s)" in stdout(code_cells(nb)[0])

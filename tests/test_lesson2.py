@@ -11,24 +11,17 @@ import os
 import random
 import re
 import shutil
-import subprocess
-import sys
 import threading
-import time
 
-import nbformat
 import pytest
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import stand_ins
+from helpers import ROOT, assert_every_cell_ran, notebook_outputs, run_notebook, stream_text, user_fastai_home
+
 NOTEBOOK = os.path.join(ROOT, "notebooks", "lesson2-download.ipynb")
-WEIGHTS_TOOL = os.path.join(ROOT, "target", "release", "examples", "stand_in_weights")
 CLASSES = ["teddys", "grizzly", "black"]
 PER_CLASS = 10  # good images per class
-
-
-def user_fastai_home():
-    return os.environ.get("FASTAI_HOME") or os.path.join(os.path.expanduser("~"), ".fastai")
 
 
 def bear_photos(per_class):
@@ -46,17 +39,8 @@ def bear_photos(per_class):
         src = Image.open(os.path.join(samples, name)).convert("RGB")
         imgs = []
         for _ in range(per_class):
-            w, h = 160, 120
-            scale = rng.uniform(max(w / src.width, h / src.height) * 1.1, max(w / src.width, h / src.height) * 2.0)
-            big = src.resize((int(src.width * scale) + 1, int(src.height * scale) + 1), Image.BILINEAR)
-            x, y = rng.randint(0, big.width - w), rng.randint(0, big.height - h)
-            img = big.crop((x, y, x + w, y + h))
-            if rng.random() < 0.5:
-                img = ImageOps.mirror(img)
-            img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.8, 1.2))
-            img = Image.blend(img, Image.new("RGB", img.size, tint), 0.3)
             buf = io.BytesIO()
-            img.save(buf, "JPEG", quality=85)
+            stand_ins.pet_photo(src, 160, 120, rng, tint).save(buf, "JPEG", quality=85)
             imgs.append(buf.getvalue())
         out[class_] = imgs
     return out
@@ -123,18 +107,14 @@ class Web:
 
 @pytest.fixture
 def web(tmp_path):
-    if not os.access(WEIGHTS_TOOL, os.X_OK):
-        pytest.fail(f"{WEIGHTS_TOOL} is missing: build it with "
-                    "`cargo build --release --example stand_in_weights`")
-    weights = tmp_path / "weights"
-    subprocess.run([WEIGHTS_TOOL, str(weights), "resnet34"], check=True, capture_output=True)
+    weights = stand_ins.make_weights(str(tmp_path), archs=("resnet34",))
     routes = {}
     for class_, imgs in bear_photos(PER_CLASS).items():
         for k, data in enumerate(imgs):
             routes[f"/photos/{class_}/{k}.jpg"] = (data, "image/jpeg")
     routes["/page.jpg"] = (b"<!doctype html><html><body>Bear pictures!</body></html>", "text/html")
     routes["/broken.png"] = (truncated_png(), "image/png")
-    w = Web(routes, str(weights))
+    w = Web(routes, weights)
     yield w
     w.close()
 
@@ -150,21 +130,12 @@ def write_url_files(folder, base):
             f.write("\n".join(urls) + "\n")
 
 
-def outputs(nb, kind):
-    return [(i, o) for i, c in enumerate(nb.cells) for o in c.get("outputs", []) if o["output_type"] == kind]
-
-
-def cell_text(cell):
-    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o["output_type"] == "stream")
-
-
 def test_lesson2_runs_end_to_end(tmp_path, web):
     user_bears = os.path.join(user_fastai_home(), "data", "bears")
     user_bears_existed = os.path.exists(user_bears)
     home = tmp_path / "fastai-home"
     bears = home / "data" / "bears"  # the notebook's default folder under FASTAI_HOME
     write_url_files(str(bears), web.base)
-    out = tmp_path / "l2.ipynb"
     env = dict(
         os.environ,
         FASTAI_HOME=str(home),
@@ -176,21 +147,13 @@ def test_lesson2_runs_end_to_end(tmp_path, web):
         LESSON_MANY_EPOCHS="3",
     )
     env.pop("LESSON_BEARS_PATH", None)
-    t0 = time.time()
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "run_notebook.py"), NOTEBOOK, "-o", str(out)],
-                       env=env, capture_output=True, text=True, timeout=1800)
-    took = time.time() - t0
-    print(f"lesson 2 notebook ran in {took:.0f} s")
-    nb = nbformat.read(str(out), as_version=4)
-    assert r.returncode == 0, r.stdout + r.stderr
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(c.get("execution_count") for c in code), "every cell ran"
-    assert not outputs(nb, "error")
+    r, nb = run_notebook(NOTEBOOK, tmp_path / "l2.ipynb", env=env)
+    assert_every_cell_ran(nb)
 
     # downloads: every good photo, every bad URL reported and skipped, the broken one verified away
     src = {i: "".join(c.source) for i, c in enumerate(nb.cells)}
     dl = next(c for i, c in enumerate(nb.cells) if c.cell_type == "code" and "download_images(" in src[i])
-    text = cell_text(dl)
+    text = stream_text(dl)
     assert text.count("images downloaded to") == 3, text
     assert f"skipped {web.base}missing.jpg: HTTP 404 Not Found" in text, text
     assert f"skipped {web.base}page.jpg: not an image (text/html" in text, text
@@ -198,7 +161,7 @@ def test_lesson2_runs_end_to_end(tmp_path, web):
     for class_, n in [("teddys", PER_CLASS + 1), ("grizzly", PER_CLASS), ("black", PER_CLASS)]:
         assert f"{n} of {PER_CLASS + 1} images downloaded to {bears / class_}" in text, text
     vf = next(c for i, c in enumerate(nb.cells) if c.cell_type == "code" and "verify_images(" in src[i])
-    text = cell_text(vf)
+    text = stream_text(vf)
     assert f"teddys: {PER_CLASS + 1} images checked, 1 unreadable (1 deleted)" in text, text
     assert f"black: {PER_CLASS} images checked, 0 unreadable" in text, text
     for class_ in CLASSES:
@@ -208,14 +171,14 @@ def test_lesson2_runs_end_to_end(tmp_path, web):
 
     # figures: show_batch, lr_find, confusion matrix, two cleaner grids (the second show finds
     # nothing left when the validation set has 8 images or fewer)
-    alts = [o["data"]["text/plain"] for _, o in outputs(nb, "display_data") if "image/png" in o["data"]]
+    alts = [o["data"]["text/plain"] for _, o in notebook_outputs(nb, "display_data") if "image/png" in o["data"]]
     assert any("training images" in a for a in alts), alts
     assert any(a.startswith("lr_find") for a in alts), alts
     assert any("confusion matrix" in a for a in alts), alts
     assert any(a.startswith("image cleaner: images #0 to") for a in alts), alts
     assert any("validation loss" in a for a in alts), alts  # plot_losses of the last experiment
     # progress tables: stage 1, stage 2, the cleaned data, and the four experiments
-    tables = [o["data"]["text/html"] for _, o in outputs(nb, "display_data")
+    tables = [o["data"]["text/html"] for _, o in notebook_outputs(nb, "display_data")
               if "<table" in o.get("data", {}).get("text/html", "") and "train_loss" in o["data"]["text/html"]]
     assert len(tables) >= 7, len(tables)
     assert tables[-1].count("<tr>") == 3, "the last experiment's table has its 3 epochs"

@@ -3,56 +3,22 @@ the fastai kernel) without a failing cell, and each of its demonstrations shows 
 says it shows."""
 
 import os
-import subprocess
-import sys
-import time
 
-import nbformat
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT, assert_every_cell_ran, cell, outputs, result, run_notebook, stdout
+
 NOTEBOOK = os.path.join(ROOT, "notebooks", "00_notebook_tutorial.ipynb")
 
 
 @pytest.fixture(scope="module")
 def nb(tmp_path_factory):
-    out = tmp_path_factory.mktemp("tutorial") / "tutorial.ipynb"
-    t0 = time.time()
-    r = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "tools", "run_notebook.py"), NOTEBOOK, "-o", str(out)],
-        capture_output=True, text=True, timeout=1800,
-    )
-    print(f"00_notebook_tutorial ran in {time.time() - t0:.0f} s: {r.stdout.strip()}")
-    assert r.returncode == 0, r.stdout + r.stderr
-    return nbformat.read(str(out), as_version=4)
-
-
-def code(nb):
-    return [c for c in nb.cells if c.cell_type == "code"]
-
-
-def cell(nb, fragment):
-    found = [c for c in code(nb) if fragment in c.source]
-    assert len(found) == 1, (fragment, [c.source for c in found])
-    return found[0]
-
-
-def outputs(c, kind):
-    return [o for o in c.outputs if o.output_type == kind]
-
-
-def result(c):
-    r = outputs(c, "execute_result")
-    return r[-1]["data"]["text/plain"] if r else None
-
-
-def stdout(c):
-    return "".join(o.text for o in outputs(c, "stream") if o.name == "stdout")
+    _, nb = run_notebook(NOTEBOOK, tmp_path_factory.mktemp("tutorial") / "tutorial.ipynb")
+    return nb
 
 
 def test_every_cell_runs_and_none_fails(nb):
-    assert all(c.get("execution_count") for c in code(nb))
-    assert not [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert_every_cell_ran(nb)
 
 
 def test_what_a_cell_shows(nb):
