@@ -85,12 +85,14 @@ class Kernel:
 
 # ---------------------------------------------------------------- running a notebook
 
-def run_notebook(notebook, out, env=None, timeout=1800):
-    """Runs `notebook` top to bottom, as "Run all" would, saving it with its outputs to `out`.
+def run_notebook(notebook, out, env=None, timeout=1800, params=None):
+    """Runs `notebook` top to bottom, as "Run all" would, saving it with its outputs to `out`;
+    `params` ({name: Rust expression}) override the notebook's `parameters` cell (`-p`).
     Fails the test with the runner's output unless every cell ran. Returns the runner's
     `CompletedProcess` (its stdout has the notebook's `result:` lines) and the executed notebook."""
     t0 = time.time()
-    r = subprocess.run([sys.executable, RUNNER, str(notebook), "-o", str(out)],
+    extra = [a for k, v in (params or {}).items() for a in ("-p", f"{k}={v}")]
+    r = subprocess.run([sys.executable, RUNNER, str(notebook), "-o", str(out), *extra],
                        env=env, capture_output=True, text=True, timeout=timeout)
     print(f"{os.path.basename(notebook)} ran in {time.time() - t0:.0f} s: {r.stdout.strip()}")
     assert r.returncode == 0, r.stdout + r.stderr

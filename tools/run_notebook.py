@@ -16,6 +16,7 @@ Prints the notebook's `result:` lines at the end. Exit status 0 only if every ce
 
 import argparse
 import os
+import re
 import sys
 import time
 
@@ -31,12 +32,18 @@ def inject(nb, params):
     at = next((i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])), None)
     if at is None:
         sys.exit(f"-p given, but no cell of the notebook is tagged `parameters`")
+    source = nb.cells[at].source
     lines = []
     for p in params:
         name, sep, value = p.partition("=")
-        if not sep or not name.strip().isidentifier():
+        name = name.strip()
+        if not sep or not name.isidentifier():
             sys.exit(f"-p {p!r}: expected NAME=VALUE")
-        lines.append(f"let {name.strip()} = {value.strip()};")
+        # keep the parameter's declared type (`let epochs: usize = 4;`): a bare literal would be i32
+        m = re.search(rf"let\s+(?:mut\s+)?{name}\s*:\s*([^=]+?)\s*=", source)
+        if m is None:
+            sys.exit(f"-p {name}: the parameters cell declares no `let {name}: <type> = ...`")
+        lines.append(f"let {name}: {m.group(1)} = {value.strip()};")
     cell = nbformat.v4.new_code_cell("// injected by run_notebook.py -p\n" + "\n".join(lines))
     cell.metadata["tags"] = ["injected-parameters"]
     nb.cells.insert(at + 1, cell)
