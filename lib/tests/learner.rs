@@ -30,11 +30,6 @@ fn make_data(dir: &Path) -> Vec<PathBuf> {
     make_color_data(dir, 30, 1)
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("fastai-learner-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
 
 fn learner(dir: &Path, pretrained: bool) -> Learner {
     let files = make_data(dir);
@@ -66,7 +61,7 @@ fn values(learn: &Learner) -> BTreeMap<String, Tensor> {
 #[test]
 fn learns_a_learnable_task_with_a_pretrained_body() {
     let _serial = serial();
-    let dir = tmp("learns");
+    let dir = common::tmp::TempDir::new("learner-learns");
     tch::manual_seed(0);
     let mut learn = learner(&dir, true);
     learn.fit_one_cycle(5, Some(Lr::Stop(1e-2))).unwrap();
@@ -98,13 +93,12 @@ fn learns_a_learnable_task_with_a_pretrained_body() {
         )),
         "{summary}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn freezing_keeps_frozen_weights_bit_identical() {
     let _serial = serial();
-    let dir = tmp("freeze");
+    let dir = common::tmp::TempDir::new("learner-freeze");
     let mut learn = learner(&dir, true);
     assert_eq!(learn.frozen_to(), 2);
     let before = values(&learn);
@@ -133,13 +127,12 @@ fn freezing_keeps_frozen_weights_bit_identical() {
     let before = values(&learn);
     learn.fit(1, 1e-3).unwrap();
     assert!(!before["features.0.0.weight"].equal(&learn.model.var_store().variables()["features.0.0.weight"]));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn save_load_and_export_predict_round_trip() {
     let _serial = serial();
-    let dir = tmp("save");
+    let dir = common::tmp::TempDir::new("learner-save");
     let mut learn = learner(&dir, true);
     learn.fit(1, 1e-2).unwrap();
     let (p1, _) = learn.get_preds().unwrap();
@@ -167,7 +160,6 @@ fn save_load_and_export_predict_round_trip() {
     assert_eq!((class.as_str(), idx), (class2.as_str(), idx2));
     assert!(probs.equal(&probs2));
     assert!((probs.sum(Kind::Float).double_value(&[]) - 1.0).abs() < 1e-5);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 use fastai::learner::export::load_learner_on;
@@ -175,7 +167,7 @@ use fastai::learner::export::load_learner_on;
 #[test]
 fn bad_files_are_errors_and_change_nothing() {
     let _serial = serial();
-    let dir = tmp("bad");
+    let dir = common::tmp::TempDir::new("learner-bad");
     let mut learn = learner(&dir, true);
     learn.save("good").unwrap();
     let before = values(&learn);
@@ -198,7 +190,7 @@ fn bad_files_are_errors_and_change_nothing() {
         assert!(t.equal(&before[&name]));
     }
     // A model saved from another architecture does not load.
-    let other = tmp("bad-other");
+    let other = common::tmp::TempDir::new("learner-bad-other");
     let files = make_data(&other);
     let opts = DataOptions::default().size(32).bs(8).device(Device::Cpu);
     let data = ImageDataBunch::from_name_re(&other, &files, r"/([a-z]+)_\d+.png$", opts).unwrap();
@@ -220,8 +212,6 @@ fn bad_files_are_errors_and_change_nothing() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     assert!(names.iter().all(|n| !n.contains("tmp")), "{names:?}");
-    std::fs::remove_dir_all(&dir).unwrap();
-    std::fs::remove_dir_all(&other).unwrap();
 }
 
 struct InterruptAt(usize);
@@ -236,7 +226,7 @@ impl Callback for InterruptAt {
 #[test]
 fn an_interrupt_stops_within_one_batch_and_the_next_fit_continues() {
     let _serial = serial();
-    let dir = tmp("interrupt");
+    let dir = common::tmp::TempDir::new("learner-interrupt");
     let mut learn = learner(&dir, true);
     learn.add_cb(InterruptAt(2));
     learn.fit(3, 1e-3).unwrap();
@@ -253,13 +243,12 @@ fn an_interrupt_stops_within_one_batch_and_the_next_fit_continues() {
         learn.data.train_dl.len(),
         "a full epoch afterwards"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_diverging_loss_stops_with_a_clear_message() {
     let _serial = serial();
-    let dir = tmp("nan");
+    let dir = common::tmp::TempDir::new("learner-nan");
     let mut learn = learner(&dir, false);
     learn.unfreeze();
     let err = learn.fit(2, 1e6).unwrap_err().to_string();
@@ -267,13 +256,12 @@ fn a_diverging_loss_stops_with_a_clear_message() {
         err.contains("learning rate") && err.contains("epoch"),
         "{err}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn fine_tune_trains_frozen_then_unfrozen() {
     let _serial = serial();
-    let dir = tmp("finetune");
+    let dir = common::tmp::TempDir::new("learner-finetune");
     let mut learn = learner(&dir, true);
     learn.fine_tune(1, None).unwrap();
     assert_eq!(learn.frozen_to(), 0, "ends unfrozen");
@@ -285,5 +273,4 @@ fn fine_tune_trains_frozen_then_unfrozen() {
     // the unfrozen phase peaks at lr/2 = 1e-3 for the head, 1e-5 for the first group
     let peak = learn.recorder.lrs.iter().cloned().fold(0.0, f64::max);
     assert!((peak - 1e-3).abs() < 1e-4, "peak lr {peak}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

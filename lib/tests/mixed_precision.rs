@@ -4,17 +4,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::colors::make_color_data;
 use fastai::learner::mixed::LossScaler;
 use fastai::vision::*;
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("fastai-mixed-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
 
 fn learner(dir: &Path) -> Learner {
     let files = make_color_data(dir, 30, 1);
@@ -53,7 +48,7 @@ fn unscaling_divides_gradients_and_overflow_skips() {
 
 #[test]
 fn to_fp16_learner_learns_and_skips_overflowing_steps() {
-    let dir = tmp("learns");
+    let dir = common::tmp::TempDir::new("mixed-learns");
     tch::manual_seed(0);
     let mut learn = learner(&dir);
 
@@ -89,5 +84,4 @@ fn to_fp16_learner_learns_and_skips_overflowing_steps() {
     assert_eq!(learn.loss_scaler().unwrap().skipped, 0);
     learn.to_fp32();
     assert!(learn.loss_scaler().is_none());
-    let _ = std::fs::remove_dir_all(&dir);
 }
