@@ -111,6 +111,8 @@ pub struct FitState {
     pub(crate) cancel: Cancel,
     pub(crate) failure: Option<String>,
     pub(crate) smoother: SmoothLoss,
+    /// The gradients belong to a step already taken: clear them before the next `backward`.
+    pub(crate) grads_stale: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -145,6 +147,7 @@ impl FitState {
             cancel: Cancel::default(),
             failure: None,
             smoother: SmoothLoss::default(),
+            grads_stale: true,
         }
     }
 
