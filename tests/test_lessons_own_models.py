@@ -38,7 +38,7 @@ def test_lesson2_sgd_fits_the_line_and_animates(tmp_path):
 
 def test_lesson5_logistic_regression_and_mlp(tmp_path):
     r, nb = run_notebook(lesson("lesson5-sgd-mnist.ipynb"), tmp_path / "l5.ipynb",
-                         params={"n_train": "2000", "epochs": "1"})
+                         params={"n_train": "2000", "epochs": "2"})
     assert_every_cell_ran(nb)
     assert result(r.stdout, "logistic regression") < 0.2
     assert result(r.stdout, "neural network") < 0.2

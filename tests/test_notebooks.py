@@ -8,7 +8,7 @@ from helpers import ROOT, assert_every_cell_ran, notebook_outputs, run_notebook
 
 def test_lesson1_offline_runs_end_to_end(tmp_path):
     r, nb = run_notebook(os.path.join(ROOT, "notebooks", "lesson1-offline.ipynb"), tmp_path / "l1.ipynb",
-                         env=dict(os.environ, LESSON_PER_CLASS="20"))
+                         params={"per_class": "20"})
     assert_every_cell_ran(nb)
     pngs = [o for _, o in notebook_outputs(nb, "display_data") if "image/png" in o["data"]]
     alts = [o["data"]["text/plain"] for o in pngs]

@@ -11,7 +11,9 @@ this way; the notebook a student reads has only the lesson.
 
 Stops at the first cell that fails (the kernel reports panics, compile errors and errors returned
 with `?` as failures) and still saves what ran, so the failing cell can be read in JupyterLab.
-Prints the notebook's `result:` lines at the end. Exit status 0 only if every cell ran.
+Reports each cell on stderr as it finishes (its number, time and first line, and the training
+table it showed), a failing cell's error at once, and the notebook's `result:` lines at the end
+on stdout. Exit status 0 only if every cell ran.
 """
 
 import argparse
@@ -49,6 +51,39 @@ def inject(nb, params):
     nb.cells.insert(at + 1, cell)
 
 
+def first_line(source):
+    for line in source.splitlines():
+        if line.strip() and not line.strip().startswith("//"):
+            return line.strip()[:90]
+    return ""
+
+
+def report_as_it_goes(client, nb):
+    """Hooks that print each cell when it ends (stderr, so stdout keeps only the summary)."""
+    total = sum(1 for c in nb.cells if c.cell_type == "code")
+    started = {}
+
+    def on_start(cell, cell_index, **_):
+        started[cell_index] = time.time()
+
+    def on_executed(cell, cell_index, **_):
+        n = sum(1 for c in nb.cells[: cell_index + 1] if c.cell_type == "code")
+        secs = time.time() - started.get(cell_index, time.time())
+        print(f"[cell {n}/{total}] {secs:6.1f} s  {first_line(cell.source)}", file=sys.stderr, flush=True)
+        for o in cell.get("outputs", []):
+            text = o.get("data", {}).get("text/plain", "")
+            if o.get("output_type") == "display_data" and "train_loss" in text:
+                print("    " + text.replace("\n", "\n    "), file=sys.stderr, flush=True)
+
+    def on_error(cell, cell_index, execute_reply, **_):
+        c = execute_reply.get("content", {})
+        print(f"cell failed: {c.get('ename', '')}: {c.get('evalue', '')[-2000:]}", file=sys.stderr, flush=True)
+
+    client.on_cell_start = on_start
+    client.on_cell_executed = on_executed
+    client.on_cell_error = on_error
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("notebook")
@@ -62,6 +97,7 @@ def main():
     if a.param:
         inject(nb, a.param)
     client = NotebookClient(nb, kernel_name=KERNEL, timeout=a.timeout, resources={"metadata": {"path": os.path.dirname(os.path.abspath(a.notebook))}})
+    report_as_it_goes(client, nb)
     t0 = time.time()
     failed = None
     try:
