@@ -235,3 +235,20 @@ fn offline_fashion_mnist_loads_like_a_folder_dataset() {
         ImageDataBunch::from_name_re(&root, &fnames, r"/([^/]+)_\d+.png$", opts()).unwrap();
     assert_eq!(by_name.classes, data.classes);
 }
+
+/// fastai users write `data = ...; data.show_batch(...)`: it needs no `mut`, shows other images
+/// each time, and leaves the training order as it was.
+#[test]
+fn show_batch_takes_a_plain_binding_and_leaves_training_alone() {
+    let dir = TempDir::new("bunch-show");
+    let fnames = make_pets(&dir, 2);
+    let data = ImageDataBunch::from_name_re(dir.join("images"), &fnames, PAT, opts()).unwrap();
+    let first = data.show_batch_png(2, (3.0, 3.0)).unwrap();
+    let second = data.show_batch_png(2, (3.0, 3.0)).unwrap();
+    assert_ne!(first, second, "another batch each time");
+    data.show_batch(2, (3.0, 3.0)).unwrap();
+    let a = data.train_dl.one_batch().unwrap();
+    let mut fresh = ImageDataBunch::from_name_re(dir.join("images"), &fnames, PAT, opts()).unwrap();
+    let b = fresh.train_dl.iter().next().unwrap();
+    assert_eq!(a.indices, b.indices, "training's first epoch is unchanged");
+}

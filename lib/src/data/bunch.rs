@@ -140,6 +140,8 @@ pub struct ImageDataBunch {
     pub size: usize,
     pub bs: usize,
     pub stats: Option<Stats>,
+    /// How many times `show_batch` ran (each shows another epoch's images).
+    pub(crate) shown: std::sync::atomic::AtomicU64,
 }
 
 /// Which items are validation items.
@@ -331,6 +333,7 @@ impl ImageDataBunch {
             size: opts.size,
             bs: opts.bs,
             stats: None,
+            shown: Default::default(),
         })
     }
 

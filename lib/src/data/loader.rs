@@ -150,6 +150,12 @@ impl DataLoader {
     pub fn iter(&mut self) -> BatchIter {
         let epoch = self.epoch;
         self.epoch += 1;
+        self.iter_epoch(epoch)
+    }
+
+    /// The batches of epoch number `epoch` (its shuffle and augmentation), without moving the
+    /// loader on: what `show_batch` and `one_batch` look at.
+    pub fn iter_epoch(&self, epoch: u64) -> BatchIter {
         let order = self.order(epoch);
         let job = Job {
             items: self.items.clone(),
@@ -187,11 +193,8 @@ impl DataLoader {
 
     /// The first batch of a fresh epoch (for show_batch and shape checks); does not advance
     /// the loader's epoch counter.
-    pub fn one_batch(&mut self) -> Option<Batch> {
-        let saved = self.epoch;
-        let b = self.iter().next();
-        self.epoch = saved;
-        b
+    pub fn one_batch(&self) -> Option<Batch> {
+        self.iter_epoch(self.epoch).next()
     }
 }
 

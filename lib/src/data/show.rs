@@ -61,8 +61,9 @@ pub fn show_image(t: &Tensor, title: &str, figsize: (f32, f32)) -> Result<(), Da
 
 impl ImageDataBunch {
     /// Shows `rows x rows` training images with their labels (fastai: `data.show_batch(rows=3,
-    /// figsize=(7,6))`), inline in a notebook or as a PNG file in a plain program.
-    pub fn show_batch(&mut self, rows: usize, figsize: (f32, f32)) -> Result<(), DataError> {
+    /// figsize=(7,6))`), inline in a notebook or as a PNG file in a plain program. Each call
+    /// shows other images (another epoch's shuffle and augmentation); training is not affected.
+    pub fn show_batch(&self, rows: usize, figsize: (f32, f32)) -> Result<(), DataError> {
         let png = self.show_batch_png(rows, figsize)?;
         display(&Rich::png(
             png,
@@ -73,7 +74,7 @@ impl ImageDataBunch {
 
     /// The `show_batch` figure as PNG bytes.
     pub fn show_batch_png(
-        &mut self,
+        &self,
         rows: usize,
         figsize: (f32, f32),
     ) -> Result<Vec<u8>, DataError> {
@@ -81,7 +82,9 @@ impl ImageDataBunch {
         let want = rows * rows;
         let (mut images, mut titles) = (Vec::new(), Vec::new());
         let stats = self.stats;
-        let mut it = self.train_dl.iter();
+        // epochs counted down from the top, far from the ones training uses
+        let shown = self.shown.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut it = self.train_dl.iter_epoch(u64::MAX - shown);
         while images.len() < want {
             let Some(b) = it.next() else { break };
             for (img, &i) in batch_to_images(&b.x, stats).into_iter().zip(&b.indices) {

@@ -161,10 +161,16 @@ impl TensorLoader {
 
     /// One epoch of batches; each call starts the next epoch.
     pub fn iter(&mut self) -> TensorBatches {
+        self.epoch += 1;
+        self.iter_epoch(self.epoch - 1)
+    }
+
+    /// The batches of epoch number `epoch`, without moving the loader on.
+    pub fn iter_epoch(&self, epoch: u64) -> TensorBatches {
         let mut order: Vec<i64> = (0..self.n_items() as i64).collect();
         if self.shuffle {
             let mut rng = rand::rngs::StdRng::seed_from_u64(
-                self.seed ^ self.epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                self.seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15),
             );
             order.shuffle(&mut rng);
         }
@@ -173,7 +179,6 @@ impl TensorLoader {
         } else {
             order.len()
         });
-        self.epoch += 1;
         TensorBatches {
             x: self.x.shallow_clone(),
             y: self.y.shallow_clone(),
@@ -283,11 +288,8 @@ impl DataBunch {
     }
 
     /// The first training batch of a fresh epoch.
-    pub fn one_batch(&mut self) -> Option<Batch> {
-        let saved = self.train_dl.epoch;
-        let b = self.train_dl.iter().next();
-        self.train_dl.epoch = saved;
-        b
+    pub fn one_batch(&self) -> Option<Batch> {
+        self.train_dl.iter_epoch(self.train_dl.epoch).next()
     }
 }
 
