@@ -11,7 +11,6 @@
 use std::time::Instant;
 
 use fastai::vision::*;
-use tch::nn::ModuleT;
 
 /// Ten tiny labelled images, only so that a `Learner` (which owns its data) can be built.
 fn placeholder_data(classes: usize) -> fastai::Result<ImageDataBunch> {

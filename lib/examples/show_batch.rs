@@ -27,7 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ImageDataBunch::from_folder(fashion_mnist_dir(), opts)?
         }
     };
-    let mut data = data.normalize(imagenet_stats());
+    let data = data.normalize(imagenet_stats());
     println!("{data}");
     let png = data.show_batch_png(3, (7.0, 6.0))?;
     std::fs::write(&out, png)?;
