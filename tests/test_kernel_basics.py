@@ -185,6 +185,10 @@ def test_final_values_print_as_evcxr_prints_them(kernel):
     assert kernel.run('vec![Some(1.5f32), None]').result() == "[Some(1.5), None]"
     assert kernel.run('("a", 2u8, \'c\')').result() == "(\"a\", 2, 'c')"
     assert kernel.run('String::from("hi")').result() == '"hi"'
+    # a unit result shows nothing (Python shows nothing for None)
+    for code in ["for i in 0..2 { let _ = i; }", "()", "match 1 { 1 => (), _ => () }"]:
+        cell = kernel.run(code)
+        assert cell.status == "ok" and cell.result() is None, (code, cell.of_type("execute_result"))
     # a library type (no shortcut): evcxr's Debug fallback
     assert kernel.run("get_transforms().max_rotate").result() == "10.0"
     assert kernel.run("get_transforms()").result().startswith("Transforms {")

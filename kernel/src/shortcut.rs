@@ -46,7 +46,6 @@ const SIMPLE: &[&str] = &[
     "f64",
     "bool",
     "char",
-    "()",
     "str",
     "String",
     "std::path::Path",
@@ -193,6 +192,11 @@ pub fn module_body(variant: Variant) -> String {
             "impl {TRAIT} for {ty} {{\n    #[inline]\n    fn evcxr_display(&self) {body}\n}}\n"
         ));
     }
+    // A cell that ends in a `for` loop or a unit `match` shows nothing, as Python shows nothing
+    // for None (stock evcxr prints `()`).
+    code.push_str(&format!(
+        "impl {TRAIT} for () {{\n    #[inline]\n    fn evcxr_display(&self) {{}}\n}}\n"
+    ));
     for (params, ty) in GENERIC {
         code.push_str(&format!(
             "impl<{params}> {TRAIT} for {ty} {{\n    #[inline]\n    fn evcxr_display(&self) {body}\n}}\n"
