@@ -41,7 +41,8 @@ pub fn write_atomically(
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&dir).map_err(Error::io(&format!("{op}: creating the folder"), &dir))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(Error::io(&format!("{op}: creating the folder"), &dir))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp_name = match name.rsplit_once('.') {
         Some((stem, ext)) => format!(".{stem}.tmp-{}.{ext}", std::process::id()),
@@ -49,8 +50,10 @@ pub fn write_atomically(
     };
     let tmp = dir.join(tmp_name);
     // fails early, naming the folder, when it cannot be written in
-    std::fs::File::create(&tmp)
-        .map_err(Error::io(&format!("{op}: cannot write in the folder"), &dir))?;
+    std::fs::File::create(&tmp).map_err(Error::io(
+        &format!("{op}: cannot write in the folder"),
+        &dir,
+    ))?;
     let done = write(&tmp).and_then(|()| {
         std::fs::rename(&tmp, path).map_err(Error::io(&format!("{op}: renaming into place"), path))
     });

@@ -25,10 +25,10 @@ pub mod vision {
     };
     pub use crate::data::{
         download_images, download_images_with, download_url, get_files, get_image_files,
-        get_transforms, imagenet_stats, open_image, untar_data, verify_images, Batch, Data,
-        DataBunch, DataError, DataLoader, DataOptions, DownloadImagesOptions,
-        DownloadImagesReport, ImageDataBunch, PathExt, Stats, TensorLoader, Transforms, URLs,
-        tensors_from_folder, show_image,
+        get_transforms, imagenet_stats, open_image, show_image, tensors_from_folder, untar_data,
+        verify_images, Batch, Data, DataBunch, DataError, DataLoader, DataOptions,
+        DownloadImagesOptions, DownloadImagesReport, ImageDataBunch, PathExt, Stats, TensorLoader,
+        Transforms, URLs,
     };
     pub use crate::device::{device, device_info, DeviceInfo};
     pub use crate::display::value::CellValue;
@@ -39,12 +39,12 @@ pub mod vision {
     };
     pub use crate::display::{clear_output, display, DisplayHandle, Rich};
     pub use crate::interpret::{ClassificationInterpretation, ImageCleaner};
-    pub use crate::learner::export::{load_learner, Predictor};
-    pub use crate::learner::interrupt::interrupted;
     pub use crate::learner::callback::{
         AnyLearner, Callback, FitState, GradientAccumulation, GradientClipping, NanGuard,
         StopButton,
     };
+    pub use crate::learner::export::{load_learner, Predictor};
+    pub use crate::learner::interrupt::interrupted;
     pub use crate::learner::loss::{
         bce_with_logits_flat, cross_entropy_flat, mse_loss_flat, Activation, Loss,
     };
@@ -60,8 +60,8 @@ pub mod vision {
     pub use crate::learner::summary::Summary;
     pub use crate::learner::{cnn_learner, cnn_learner_with, Learner, LearnerOptions};
     pub use crate::models::layers::{
-        conv_layer, conv_layer_with, res_block, sequential, simple_cnn, ConvLayer,
-        ConvLayerConfig, Flatten, ResBlock, Sequential,
+        conv_layer, conv_layer_with, res_block, sequential, simple_cnn, ConvLayer, ConvLayerConfig,
+        Flatten, ResBlock, Sequential,
     };
     pub use crate::models::{names as models, Arch, Hook, Model, Net};
     pub use tch::{self, nn, Device, Kind, Tensor};

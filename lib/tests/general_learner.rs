@@ -81,10 +81,18 @@ fn a_model_and_loss_of_ones_own_train_and_a_closure_metric_is_reported() {
             .mean(Kind::Float)
     };
     let share_of_ones = Metric::from_fn("share_of_ones", |pred, _| {
-        pred.argmax(1, false).to_kind(Kind::Float).mean(Kind::Float).double_value(&[])
+        pred.argmax(1, false)
+            .to_kind(Kind::Float)
+            .mean(Kind::Float)
+            .double_value(&[])
     });
-    let mut learn = Learner::new(blobs(64, 16), logistic(), my_loss, &[error_rate, share_of_ones])
-        .unwrap();
+    let mut learn = Learner::new(
+        blobs(64, 16),
+        logistic(),
+        my_loss,
+        &[error_rate, share_of_ones],
+    )
+    .unwrap();
     learn.remove_cb::<ProgressCallback>();
     learn.fit_one_cycle(3, Some(Lr::Single(0.1))).unwrap();
     let last = learn.recorder.metrics.last().unwrap();
@@ -94,7 +102,10 @@ fn a_model_and_loss_of_ones_own_train_and_a_closure_metric_is_reported() {
     assert!((last[1].1 - 0.5).abs() < 0.1, "{last:?}");
     assert_eq!(learn.recorder.losses.len(), 3 * 8);
     let summary = learn.to_string();
-    assert!(summary.starts_with("Learner: custom, x [2] Float, y [] Int64, bs 16"), "{summary}");
+    assert!(
+        summary.starts_with("Learner: custom, x [2] Float, y [] Int64, bs 16"),
+        "{summary}"
+    );
     assert!(summary.contains("loss custom loss"), "{summary}");
 }
 
@@ -145,20 +156,22 @@ fn gradient_clipping_bounds_the_gradient_norm() {
     // regression onto large targets: large gradients
     let x = Tensor::randn([64, 2], (Kind::Float, Device::Cpu));
     let y = x.sum_dim_intlist(1, true, Kind::Float) * 100.0;
-    let data = DataBunch::from_tensors(
-        (x.shallow_clone(), y.shallow_clone()),
-        (x, y),
-        16,
-    )
-    .unwrap()
-    .to_device(Device::Cpu);
-    let model = Net::new(Device::Cpu, |p| nn::linear(p / "lin", 2, 1, Default::default()));
+    let data = DataBunch::from_tensors((x.shallow_clone(), y.shallow_clone()), (x, y), 16)
+        .unwrap()
+        .to_device(Device::Cpu);
+    let model = Net::new(Device::Cpu, |p| {
+        nn::linear(p / "lin", 2, 1, Default::default())
+    });
     let mut learn = Learner::new(data, model, mse_loss_flat(), &[mse]).unwrap();
     learn.remove_cb::<ProgressCallback>();
     let mut clip = GradientClipping::new(0.5);
     let mut seen = SeeGrads::default();
     learn.fit_with(1, &mut [&mut clip, &mut seen]).unwrap();
-    assert!(clip.last_norm > 5.0, "the unclipped norm was large: {}", clip.last_norm);
+    assert!(
+        clip.last_norm > 5.0,
+        "the unclipped norm was large: {}",
+        clip.last_norm
+    );
     assert_eq!(seen.norms.len(), 4);
     for n in &seen.norms {
         assert!(*n <= 0.5 + 1e-4, "norm after clipping {n}");
@@ -176,7 +189,9 @@ fn accumulating_k_batches_equals_one_batch_k_times_larger() {
             .unwrap()
             .to_device(Device::Cpu);
         tch::manual_seed(3);
-        let model = Net::new(Device::Cpu, |p| nn::linear(p / "lin", 3, 3, Default::default()));
+        let model = Net::new(Device::Cpu, |p| {
+            nn::linear(p / "lin", 3, 3, Default::default())
+        });
         let mut l = Learner::new(data, model, cross_entropy_flat(), &[]).unwrap();
         l.remove_cb::<ProgressCallback>();
         l
@@ -184,8 +199,17 @@ fn accumulating_k_batches_equals_one_batch_k_times_larger() {
     // one batch of 16 ...
     let mut big = make(16);
     let mut seen_big = SeeGrads::default();
-    big.fit_with(1, &mut [&mut ConstantLr { lrs: vec![0.01], mom: 0.9 }, &mut seen_big])
-        .unwrap();
+    big.fit_with(
+        1,
+        &mut [
+            &mut ConstantLr {
+                lrs: vec![0.01],
+                mom: 0.9,
+            },
+            &mut seen_big,
+        ],
+    )
+    .unwrap();
     // ... and four of 4, accumulated to 16 items before the one step
     let mut small = make(4);
     let mut acc = GradientAccumulation::new(16);
@@ -194,7 +218,10 @@ fn accumulating_k_batches_equals_one_batch_k_times_larger() {
         .fit_with(
             1,
             &mut [
-                &mut ConstantLr { lrs: vec![0.01], mom: 0.9 },
+                &mut ConstantLr {
+                    lrs: vec![0.01],
+                    mom: 0.9,
+                },
                 &mut acc,
                 &mut seen_small,
             ],
@@ -227,8 +254,8 @@ impl Callback for Breaks {
 #[test]
 fn an_error_inside_fit_still_cleans_up() {
     let _s = serial();
-    let mut learn = Learner::new(blobs(32, 8), logistic(), cross_entropy_flat(), &[accuracy])
-        .unwrap();
+    let mut learn =
+        Learner::new(blobs(32, 8), logistic(), cross_entropy_flat(), &[accuracy]).unwrap();
     learn.add_cb(Breaks);
     let err = learn.fit(2, 0.1).unwrap_err().to_string();
     assert!(err.contains("something broke in a callback"), "{err}");
@@ -239,21 +266,32 @@ fn an_error_inside_fit_still_cleans_up() {
         "the progress display ended"
     );
     assert!(!interrupt::requested(), "the interrupt flag is clear");
-    assert_eq!(learn.recorder.losses.len(), 2, "batch 3 broke before the recorder saw it");
+    assert_eq!(
+        learn.recorder.losses.len(),
+        2,
+        "batch 3 broke before the recorder saw it"
+    );
 
     // a loss of the wrong shape is an error, not a crash
     learn.remove_cb::<Breaks>();
-    learn.loss_func = Loss::new("per item", |p: &Tensor, _: &Tensor| p.sum_dim_intlist(1, false, Kind::Float));
+    learn.loss_func = Loss::new("per item", |p: &Tensor, _: &Tensor| {
+        p.sum_dim_intlist(1, false, Kind::Float)
+    });
     let err = learn.fit(1, 0.1).unwrap_err().to_string();
     assert!(err.contains("one number"), "{err}");
     // a model that does not fit the data: libtorch's message, and the learner still works
     learn.loss_func = cross_entropy_flat();
     let good = std::mem::replace(
         &mut learn.model,
-        Box::new(Net::new(Device::Cpu, |p| nn::linear(p / "lin", 5, 2, Default::default()))),
+        Box::new(Net::new(Device::Cpu, |p| {
+            nn::linear(p / "lin", 5, 2, Default::default())
+        })),
     );
     let err = learn.fit(1, 0.1).unwrap_err().to_string();
-    assert!(err.contains("training failed") && err.contains("shape"), "{err}");
+    assert!(
+        err.contains("training failed") && err.contains("shape"),
+        "{err}"
+    );
     learn.model = good;
     learn.fit(1, 0.1).unwrap();
     assert_eq!(learn.recorder.losses.len(), 8, "the next fit works");
@@ -316,7 +354,13 @@ fn summary_of_resnet34_counts_torchvisions_parameters() {
     assert_eq!(s.total, body + head.params);
     let l4 = s.rows.iter().find(|r| r.name == "layer4.2").unwrap();
     assert_eq!(l4.shape, Some(vec![512, 2, 2]), "{text}");
-    assert_eq!(s.rows.iter().filter(|r| r.name.starts_with("layer")).count(), 16);
+    assert_eq!(
+        s.rows
+            .iter()
+            .filter(|r| r.name.starts_with("layer"))
+            .count(),
+        16
+    );
     assert!(text.contains("Total params: "), "{text}");
     // frozen: the body's convolutions do not train
     learn.freeze();
@@ -331,7 +375,10 @@ fn saving_into_a_folder_that_cannot_be_written_names_the_folder() {
     // sysfs refuses new files even to root
     learn.model_dir = "/sys".into();
     let err = learn.save("stage-1").unwrap_err().to_string();
-    assert!(err.contains("saving the model") && err.contains("/sys"), "{err}");
+    assert!(
+        err.contains("saving the model") && err.contains("/sys"),
+        "{err}"
+    );
     // and a folder below a file
     let dir = common::tmp::TempDir::new("save-ro");
     let file = dir.join("a-file");
@@ -339,5 +386,9 @@ fn saving_into_a_folder_that_cannot_be_written_names_the_folder() {
     learn.model_dir = file.join("models");
     let err = learn.save("stage-1").unwrap_err().to_string();
     assert!(err.contains(&*file.to_string_lossy()), "{err}");
-    assert_eq!(std::fs::read(&file).unwrap(), b"x", "nothing on disk changed");
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        b"x",
+        "nothing on disk changed"
+    );
 }

@@ -30,7 +30,6 @@ fn make_data(dir: &Path) -> Vec<PathBuf> {
     make_color_data(dir, 30, 1)
 }
 
-
 fn learner(dir: &Path, pretrained: bool) -> Learner {
     let files = make_data(dir);
     let opts = DataOptions::default()
@@ -126,7 +125,8 @@ fn freezing_keeps_frozen_weights_bit_identical() {
     learn.unfreeze();
     let before = values(&learn);
     learn.fit(1, 1e-3).unwrap();
-    assert!(!before["features.0.0.weight"].equal(&learn.model.var_store().variables()["features.0.0.weight"]));
+    assert!(!before["features.0.0.weight"]
+        .equal(&learn.model.var_store().variables()["features.0.0.weight"]));
 }
 
 #[test]

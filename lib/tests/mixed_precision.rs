@@ -10,7 +10,6 @@ use common::colors::make_color_data;
 use fastai::learner::mixed::LossScaler;
 use fastai::vision::*;
 
-
 fn learner(dir: &Path) -> Learner {
     let files = make_color_data(dir, 30, 1);
     let opts = DataOptions::default()

@@ -42,7 +42,7 @@ pub use files::{get_files, get_image_files, is_image_file, PathExt, IMAGE_EXTENS
 pub use image::open_image;
 pub use labels::LabelList;
 pub use loader::{imagenet_stats, Batch, DataLoader, Stats};
-pub use transforms::{get_transforms, Transforms};
 pub use show::show_image;
 pub use tensors::{tensors_from_folder, Data, DataBunch, TensorLoader};
+pub use transforms::{get_transforms, Transforms};
 pub use verify::{verify_images, VerifyReport};

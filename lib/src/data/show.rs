@@ -47,7 +47,11 @@ pub fn tensor_to_image(t: &Tensor) -> Result<RgbImage, DataError> {
         }
     };
     let (lo, hi) = (t.min().double_value(&[]), t.max().double_value(&[]));
-    let scaled = if hi > lo { (t - lo) / (hi - lo) } else { t.zeros_like() };
+    let scaled = if hi > lo {
+        (t - lo) / (hi - lo)
+    } else {
+        t.zeros_like()
+    };
     Ok(batch_to_images(&scaled.unsqueeze(0), None).remove(0))
 }
 
@@ -73,17 +77,15 @@ impl ImageDataBunch {
     }
 
     /// The `show_batch` figure as PNG bytes.
-    pub fn show_batch_png(
-        &self,
-        rows: usize,
-        figsize: (f32, f32),
-    ) -> Result<Vec<u8>, DataError> {
+    pub fn show_batch_png(&self, rows: usize, figsize: (f32, f32)) -> Result<Vec<u8>, DataError> {
         let rows = rows.max(1);
         let want = rows * rows;
         let (mut images, mut titles) = (Vec::new(), Vec::new());
         let stats = self.stats;
         // epochs counted down from the top, far from the ones training uses
-        let shown = self.shown.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let shown = self
+            .shown
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut it = self.train_dl.iter_epoch(u64::MAX - shown);
         while images.len() < want {
             let Some(b) = it.next() else { break };

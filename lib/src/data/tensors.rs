@@ -375,7 +375,10 @@ pub fn tensors_from_folder(path: impl AsRef<Path>) -> Result<(Tensor, Tensor, Ve
     let path = path.as_ref();
     let files = super::files::get_image_files(path)?;
     if files.is_empty() {
-        bail!("{} holds no images (expected <class>/<image> files)", path.display());
+        bail!(
+            "{} holds no images (expected <class>/<image> files)",
+            path.display()
+        );
     }
     let class_of = |f: &Path| -> String {
         f.parent()
@@ -404,9 +407,10 @@ pub fn tensors_from_folder(path: impl AsRef<Path>) -> Result<(Tensor, Tensor, Ve
             ),
             _ => {}
         }
-        pixels.extend(img.pixels().map(|p| {
-            (p.0[0] as f32 + p.0[1] as f32 + p.0[2] as f32) / (3.0 * 255.0)
-        }));
+        pixels.extend(
+            img.pixels()
+                .map(|p| (p.0[0] as f32 + p.0[1] as f32 + p.0[2] as f32) / (3.0 * 255.0)),
+        );
         labels.push(classes.binary_search(&class_of(f)).unwrap_or(0) as i64);
     }
     let (w, h) = dims.unwrap_or((0, 0));
@@ -455,16 +459,15 @@ mod tests {
         .err()
         .unwrap()
         .to_string();
-        assert!(e.contains("training data") && e.contains("same number of rows"), "{e}");
+        assert!(
+            e.contains("training data") && e.contains("same number of rows"),
+            "{e}"
+        );
         let y = Tensor::zeros([10], (Kind::Int64, Device::Cpu));
-        let e = DataBunch::from_tensors(
-            (x.shallow_clone(), y.shallow_clone()),
-            (x, y),
-            64,
-        )
-        .err()
-        .unwrap()
-        .to_string();
+        let e = DataBunch::from_tensors((x.shallow_clone(), y.shallow_clone()), (x, y), 64)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("fewer than one batch"), "{e}");
     }
 
@@ -487,7 +490,9 @@ mod tests {
         assert_eq!(Vec::<i64>::try_from(&y).unwrap(), [0, 1]);
         assert!((x.double_value(&[0, 0, 0, 0]) - 1.0).abs() < 1e-6);
         assert!((x.double_value(&[1, 0, 2, 3]) - 0.2).abs() < 1e-6);
-        image::RgbImage::new(5, 5).save(dir.join("three").join("1.png")).unwrap();
+        image::RgbImage::new(5, 5)
+            .save(dir.join("three").join("1.png"))
+            .unwrap();
         let e = tensors_from_folder(&dir).err().unwrap().to_string();
         assert!(e.contains("images of one size"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -52,12 +52,8 @@ impl Learner {
             mean: self.data.stats.map(|s| s.mean),
             std: self.data.stats.map(|s| s.std),
         };
-        let vars: BTreeMap<String, Tensor> = self
-            .model
-            .var_store()
-            .variables()
-            .into_iter()
-            .collect();
+        let vars: BTreeMap<String, Tensor> =
+            self.model.var_store().variables().into_iter().collect();
         let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = vars
             .iter()
             .map(|(n, t)| {

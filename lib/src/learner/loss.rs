@@ -158,11 +158,18 @@ mod tests {
         let seg = Tensor::randn([2, 3, 4, 5], (Kind::Float, Device::Cpu));
         let masks = Tensor::randint(3, [2, 4, 5], (Kind::Int64, Device::Cpu));
         let reference = seg.cross_entropy_loss::<Tensor>(&masks, None, Reduction::Mean, -100, 0.0);
-        assert!(close(&cross_entropy_flat().compute(&seg, &masks), &reference));
+        assert!(close(
+            &cross_entropy_flat().compute(&seg, &masks),
+            &reference
+        ));
 
         let t = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 1.0, 1.0, 0.0]).view([2, 3]);
-        let reference = logits.binary_cross_entropy_with_logits::<Tensor>(&t, None, None, Reduction::Mean);
-        assert!(close(&bce_with_logits_flat().compute(&logits, &t), &reference));
+        let reference =
+            logits.binary_cross_entropy_with_logits::<Tensor>(&t, None, None, Reduction::Mean);
+        assert!(close(
+            &bce_with_logits_flat().compute(&logits, &t),
+            &reference
+        ));
         let by_hand = {
             let p = logits.sigmoid();
             let q: Tensor = 1.0 - &p;
@@ -170,7 +177,10 @@ mod tests {
             let ll: Tensor = &t * p.log() + nt * q.log();
             -ll.mean(Kind::Float)
         };
-        assert!(close(&bce_with_logits_flat().compute(&logits, &t), &by_hand));
+        assert!(close(
+            &bce_with_logits_flat().compute(&logits, &t),
+            &by_hand
+        ));
 
         let pts = Tensor::from_slice(&[0.5f32, -0.5, 1.0, 0.0]).view([2, 2]);
         let targ = Tensor::from_slice(&[0.0f32, 0.0, 1.0, 1.0]).view([2, 2]);

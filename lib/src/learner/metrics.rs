@@ -47,12 +47,21 @@ enum Builtin {
     ErrorRate,
     Accuracy,
     TopK(i64),
-    AccuracyThresh { thresh: f64, sigmoid: bool },
-    Fbeta { beta: f64, thresh: f64, sigmoid: bool },
+    AccuracyThresh {
+        thresh: f64,
+        sigmoid: bool,
+    },
+    Fbeta {
+        beta: f64,
+        thresh: f64,
+        sigmoid: bool,
+    },
     Mse,
     Rmse,
     ExpRmspe,
-    Dice { iou: bool },
+    Dice {
+        iou: bool,
+    },
 }
 
 /// `1 - accuracy`.
@@ -172,7 +181,11 @@ impl Builtin {
             Builtin::Accuracy => Box::new(Avg::new(name, |p, t| top_k(p, t, 1))),
             Builtin::TopK(k) => Box::new(Avg::new(name, move |p, t| top_k(p, t, k))),
             Builtin::AccuracyThresh { thresh, sigmoid } => Box::new(Avg::new(name, move |p, t| {
-                let p = if sigmoid { p.sigmoid() } else { p.shallow_clone() };
+                let p = if sigmoid {
+                    p.sigmoid()
+                } else {
+                    p.shallow_clone()
+                };
                 p.gt(thresh)
                     .eq_tensor(&t.to_kind(Kind::Bool))
                     .to_kind(Kind::Float)
@@ -184,7 +197,11 @@ impl Builtin {
                 thresh,
                 sigmoid,
             } => Box::new(Avg::new(name, move |p, t| {
-                let p = if sigmoid { p.sigmoid() } else { p.shallow_clone() };
+                let p = if sigmoid {
+                    p.sigmoid()
+                } else {
+                    p.shallow_clone()
+                };
                 let y_pred = p.gt(thresh).to_kind(Kind::Float);
                 let y_true = t.to_kind(Kind::Float);
                 let tp = (&y_pred * &y_true).sum_dim_intlist(1, false, Kind::Float);
@@ -398,11 +415,15 @@ mod tests {
         assert!((mse.compute(&p, &y) - 1.0).abs() < 1e-6);
         assert!((rmse.compute(&p, &y) - 1.0).abs() < 1e-6);
         let e = exp_rmspe.compute(&p.log(), &y.log()); // ((6-4)/6)^2 / 4 -> sqrt
-        assert!((e - ((1.0f64 / 3.0).powi(2) / 4.0).sqrt()).abs() < 1e-6, "{e}");
+        assert!(
+            (e - ((1.0f64 / 3.0).powi(2) / 4.0).sqrt()).abs() < 1e-6,
+            "{e}"
+        );
 
         // 2 images of 2x2 pixels, 2 classes: predicted 1 where logit 1 > logit 0
         let seg = Tensor::from_slice(&[
-            0.0f32, 0.0, 1.0, 1.0, /* class 1: */ 1.0, 1.0, 0.0, 0.0, // img 0: pred 1 1 0 0
+            0.0f32, 0.0, 1.0, 1.0, /* class 1: */ 1.0, 1.0, 0.0,
+            0.0, // img 0: pred 1 1 0 0
             1.0, 1.0, 1.0, 1.0, /* class 1: */ 0.0, 0.0, 0.0, 2.0, // img 1: pred 0 0 0 1
         ])
         .view([2, 2, 2, 2]);
@@ -417,7 +438,10 @@ mod tests {
     fn a_closure_metric_is_averaged_over_batches() {
         let m = Metric::from_fn("mean_pred", |p, _| p.mean(Kind::Float).double_value(&[]));
         let mut a = m.accumulator();
-        a.accumulate(&Tensor::from_slice(&[1.0f32, 1.0, 1.0]), &Tensor::from_slice(&[0i64, 0, 0]));
+        a.accumulate(
+            &Tensor::from_slice(&[1.0f32, 1.0, 1.0]),
+            &Tensor::from_slice(&[0i64, 0, 0]),
+        );
         a.accumulate(&Tensor::from_slice(&[5.0f32]), &Tensor::from_slice(&[0i64]));
         assert_eq!(a.name(), "mean_pred");
         assert!((a.value() - 2.0).abs() < 1e-6);

@@ -459,7 +459,10 @@ impl<D: Data + 'static> Learner<D> {
         s.pct_start = 0.99;
         self.fit_one_cycle_with(1, s)?;
         self.unfreeze();
-        let mut s = OneCycle::new(Lr::Range(lr / 2.0 / 100.0, lr / 2.0).per_group(g), epochs * n);
+        let mut s = OneCycle::new(
+            Lr::Range(lr / 2.0 / 100.0, lr / 2.0).per_group(g),
+            epochs * n,
+        );
         s.div_factor = 5.0;
         self.fit_one_cycle_with(epochs, s)
     }

@@ -41,7 +41,11 @@ pub struct Summary {
 impl<D: Data + 'static> Learner<D> {
     /// fastai's `learn.summary()`.
     pub fn summary(&mut self) -> Result<Summary> {
-        let Some(batch) = self.data.valid_batches().next().or_else(|| self.data.train_batches().next())
+        let Some(batch) = self
+            .data
+            .valid_batches()
+            .next()
+            .or_else(|| self.data.train_batches().next())
         else {
             bail!("summary needs one batch of data, and the data has none");
         };
@@ -96,9 +100,9 @@ fn build(
     }
     let names: Vec<String> = points.iter().map(|(n, _)| n.clone()).collect();
     points.retain(|(n, _)| {
-        !names
-            .iter()
-            .any(|m| m.len() > n.len() && m.starts_with(n.as_str()) && m.as_bytes()[n.len()] == b'.')
+        !names.iter().any(|m| {
+            m.len() > n.len() && m.starts_with(n.as_str()) && m.as_bytes()[n.len()] == b'.'
+        })
     });
     // each parameter goes to the longest point name that prefixes it
     let mut per_point: BTreeMap<String, (i64, bool, bool)> = BTreeMap::new();
@@ -118,7 +122,9 @@ fn build(
             Some(o) => (&mut per_point, o.clone()),
             None => (
                 &mut unseen,
-                p.name.rsplit_once('.').map_or(p.name.clone(), |(m, _)| m.to_string()),
+                p.name
+                    .rsplit_once('.')
+                    .map_or(p.name.clone(), |(m, _)| m.to_string()),
             ),
         };
         let e = map.entry(key).or_insert((0, true, false));
@@ -136,7 +142,11 @@ fn build(
         .iter()
         .map(|(name, shape)| row(name.clone(), Some(shape.clone()), per_point.get(name)))
         .collect();
-    rows.extend(unseen.iter().map(|(name, e)| row(name.clone(), None, Some(e))));
+    rows.extend(
+        unseen
+            .iter()
+            .map(|(name, e)| row(name.clone(), None, Some(e))),
+    );
     Summary {
         model: model.to_string(),
         input: input[1..].to_vec(),

@@ -181,13 +181,8 @@ impl Hook {
     /// The gradient of what `backward()` was called on with respect to that output (a gradient
     /// hook, after a forward pass with gradients and a `backward()`).
     pub fn grad(&self) -> Option<Tensor> {
-        self.with(|s| {
-            s.probe
-                .as_ref()
-                .map(|p| p.grad())
-                .filter(|g| g.defined())
-        })
-        .flatten()
+        self.with(|s| s.probe.as_ref().map(|p| p.grad()).filter(|g| g.defined()))
+            .flatten()
     }
 
     /// How many forward passes went through the point since the hook started (0 means the name
@@ -233,8 +228,14 @@ mod tests {
             (&mid * &mid).sum(Kind::Float) // d/dmid = 2 * mid
         });
         out.backward();
-        assert_eq!(Vec::<f32>::try_from(h.stored().unwrap()).unwrap(), [8.0, 12.0]);
-        assert_eq!(Vec::<f32>::try_from(h.grad().unwrap()).unwrap(), [16.0, 24.0]);
+        assert_eq!(
+            Vec::<f32>::try_from(h.stored().unwrap()).unwrap(),
+            [8.0, 12.0]
+        );
+        assert_eq!(
+            Vec::<f32>::try_from(h.grad().unwrap()).unwrap(),
+            [16.0, 24.0]
+        );
         // the gradient reaching the weights is unchanged by the probe: 2 * mid * 4
         assert_eq!(Vec::<f32>::try_from(w.grad()).unwrap(), [64.0, 96.0]);
         assert_eq!(h.passes(), 1);

@@ -229,18 +229,35 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let p = vs.root();
         let m = sequential(&p)
-            .add(conv_layer_with(&p / 0, 1, 8, ConvLayerConfig { stride: 2, ..Default::default() }))
+            .add(conv_layer_with(
+                &p / 0,
+                1,
+                8,
+                ConvLayerConfig {
+                    stride: 2,
+                    ..Default::default()
+                },
+            ))
             .add(res_block(&p / 1, 8))
             .add(Flatten);
-        let y = m.forward_t(&Tensor::ones([2, 1, 28, 28], (Kind::Float, Device::Cpu)), false);
+        let y = m.forward_t(
+            &Tensor::ones([2, 1, 28, 28], (Kind::Float, Device::Cpu)),
+            false,
+        );
         assert_eq!(y.size(), [2, 8 * 14 * 14]);
         let vars = vs.variables();
         assert_eq!(vars["0.0.weight"].size(), [8, 1, 3, 3]);
         assert!(!vars.contains_key("0.0.bias"), "no bias before BatchNorm");
         assert_eq!(vars["1.1.2.running_mean"].size(), [8]);
         let c = simple_cnn(&(vs.root() / "s"), &[3, 16, 16, 2], None, None, true);
-        let y = c.forward_t(&Tensor::ones([4, 3, 32, 32], (Kind::Float, Device::Cpu)), false);
+        let y = c.forward_t(
+            &Tensor::ones([4, 3, 32, 32], (Kind::Float, Device::Cpu)),
+            false,
+        );
         assert_eq!(y.size(), [4, 2]);
-        assert!(vs.variables().contains_key("s.2.0.bias"), "the last conv has no BatchNorm");
+        assert!(
+            vs.variables().contains_key("s.2.0.bias"),
+            "the last conv has no BatchNorm"
+        );
     }
 }

@@ -4,9 +4,9 @@
 //!
 //! Groups for discriminative learning rates: features 0-9 -> group 0, 10-18 -> group 1.
 
+use super::hooks::{join, path_name, tap};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
-use super::hooks::{join, path_name, tap};
 
 /// (expansion, output channels, repeats, first stride) of the inverted-residual stages.
 const STAGES: [(i64, i64, usize, i64); 7] = [
@@ -161,7 +161,10 @@ impl ModuleT for MobileNetV2 {
                 .apply_t(&b.project_bn, train);
             x = tap(&point(i + 1), if b.residual { x + y } else { y });
         }
-        tap(&point(self.blocks.len() + 1), self.last.forward_t(&x, train))
+        tap(
+            &point(self.blocks.len() + 1),
+            self.last.forward_t(&x, train),
+        )
     }
 }
 

@@ -202,7 +202,10 @@ impl ModuleT for ResNet {
         );
         for (li, layer) in self.layers.iter().enumerate() {
             for (bi, block) in layer.iter().enumerate() {
-                x = tap(&p(&format!("layer{}.{bi}", li + 1)), block.forward_t(&x, train));
+                x = tap(
+                    &p(&format!("layer{}.{bi}", li + 1)),
+                    block.forward_t(&x, train),
+                );
             }
         }
         x
