@@ -51,21 +51,15 @@ impl<D: Data + 'static> Learner<D> {
         };
         let n = batch.x.size().first().copied().unwrap_or(0).min(2);
         let x = batch.x.narrow(0, 0, n);
-        let (out, seen) = match self.model.taps() {
-            Some(taps) => {
-                let (out, seen) = taps.record(|| {
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        tch::no_grad(|| self.model.forward_t(&x, false))
-                    }))
-                });
-                (out, seen)
-            }
-            None => (
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    tch::no_grad(|| self.model.forward_t(&x, false))
-                })),
-                Vec::new(),
-            ),
+        let model = &self.model;
+        let run = || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                tch::no_grad(|| model.forward_t(&x, false))
+            }))
+        };
+        let (out, seen) = match model.taps() {
+            Some(taps) => taps.record(run),
+            None => (run(), Vec::new()),
         };
         let out = out.map_err(|_| {
             Error::Msg(format!(
