@@ -26,11 +26,12 @@ pub struct ProgressCallback {
     last_draw: Instant,
 }
 
-impl ProgressCallback {
-    pub fn new(metric_names: Vec<String>) -> ProgressCallback {
+/// A display with no rows yet; the metric columns are the learner's, read when a fit starts.
+impl Default for ProgressCallback {
+    fn default() -> Self {
         let now = Instant::now();
         ProgressCallback {
-            metric_names,
+            metric_names: Vec::new(),
             last_state: None,
             rows: Vec::new(),
             handle: None,
@@ -41,7 +42,9 @@ impl ProgressCallback {
             last_draw: now,
         }
     }
+}
 
+impl ProgressCallback {
     fn header(&self) -> Vec<String> {
         let mut h = vec![
             "epoch".to_string(),
@@ -122,12 +125,6 @@ fn fmt_val(v: f64) -> String {
         "#na#".into()
     } else {
         format!("{v:.6}")
-    }
-}
-
-impl Default for ProgressCallback {
-    fn default() -> Self {
-        ProgressCallback::new(Vec::new())
     }
 }
 
