@@ -21,6 +21,7 @@ use tch::Device;
 use super::files::get_image_files;
 use super::labels::{
     label_from_folder, label_from_func, label_from_re, label_list, split_by_rand_pct, LabelList,
+    Labels,
 };
 use super::loader::{DataLoader, Stats};
 use super::transforms::Transforms;
@@ -135,9 +136,13 @@ pub struct ImageDataBunch {
     pub classes: Vec<String>,
     pub train_ds: LabelList,
     pub valid_ds: LabelList,
+    /// Unlabelled items to predict (`add_test`), if any.
+    pub test_ds: Option<LabelList>,
     pub train_dl: DataLoader,
     pub valid_dl: DataLoader,
-    pub size: usize,
+    pub test_dl: Option<DataLoader>,
+    /// Image (height, width) in batches.
+    pub size: (usize, usize),
     pub bs: usize,
     pub stats: Option<Stats>,
     /// How many times `show_batch` ran (each shows another epoch's images).
@@ -271,12 +276,6 @@ impl ImageDataBunch {
         split: Split,
         opts: DataOptions,
     ) -> Result<Self, DataError> {
-        if opts.bs == 0 || opts.size == 0 {
-            return Err(DataError::Label(format!(
-                "bs and size must be positive (bs {}, size {})",
-                opts.bs, opts.size
-            )));
-        }
         let n_train_input = items.len();
         let (all, train_idx, valid_idx) = match split {
             Split::RandPct => {
@@ -295,42 +294,85 @@ impl ImageDataBunch {
                 )
             }
         };
-        let train_ds = all.subset(&train_idx);
-        let valid_ds = all.subset(&valid_idx);
+        let (tfms, size) = (opts.ds_tfms.clone(), (opts.size, opts.size));
+        Self::from_label_lists(
+            path.to_path_buf(),
+            all.subset(&train_idx),
+            all.subset(&valid_idx),
+            Vec::new(),
+            tfms,
+            size,
+            true,
+            opts,
+        )
+    }
+
+    /// The loaders over labelled lists: the last step of the data block API
+    /// ([`LabelLists::databunch`](super::block::LabelLists::databunch)).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_label_lists(
+        path: PathBuf,
+        train_ds: LabelList,
+        valid_ds: LabelList,
+        test: Vec<PathBuf>,
+        tfms: Option<Transforms>,
+        size: (usize, usize),
+        tfm_y: bool,
+        opts: DataOptions,
+    ) -> Result<Self, DataError> {
+        if opts.bs == 0 || size.0 == 0 || size.1 == 0 {
+            return Err(DataError::Label(format!(
+                "bs and size must be positive (bs {}, size {}x{})",
+                opts.bs, size.0, size.1
+            )));
+        }
         if train_ds.is_empty() {
             return Err(DataError::Label("the training set is empty".into()));
         }
         let device = opts.device.unwrap_or_else(crate::device);
-        let size = (opts.size, opts.size);
-        let mut train_dl = DataLoader::new(
-            train_ds.items.clone(),
-            train_ds.labels.iter().map(|&l| l as i64).collect(),
-            opts.bs,
-            size,
-            opts.num_workers,
-        );
+        let c = train_ds.classes.len();
+        let loader = |ds: &LabelList, bs: usize| {
+            let mut dl = DataLoader::with_targets(
+                ds.items.clone(),
+                ds.y.clone(),
+                c,
+                bs,
+                size,
+                opts.num_workers,
+            );
+            dl.device = device;
+            dl.tfm_y = tfm_y;
+            dl.set_seed(opts.seed);
+            dl
+        };
+        let mut train_dl = loader(&train_ds, opts.bs);
         train_dl.shuffle = true;
         train_dl.drop_last = train_ds.len() > opts.bs;
-        train_dl.tfms = opts.ds_tfms.clone();
-        train_dl.device = device;
-        train_dl.set_seed(opts.seed);
-        let mut valid_dl = DataLoader::new(
-            valid_ds.items.clone(),
-            valid_ds.labels.iter().map(|&l| l as i64).collect(),
-            // no gradients to keep in validation: larger batches fit (fastai uses bs * 2 too)
-            opts.bs * 2,
-            size,
-            opts.num_workers,
-        );
-        valid_dl.device = device;
+        train_dl.tfms = tfms;
+        // no gradients to keep in validation: larger batches fit (fastai uses bs * 2 too)
+        let valid_dl = loader(&valid_ds, opts.bs * 2);
+        let (test_ds, test_dl) = if test.is_empty() {
+            (None, None)
+        } else {
+            // test items have no targets: class 0 stands in for them, as in fastai v1
+            let ds = LabelList {
+                y: Labels::Category(vec![0; test.len()]),
+                items: test,
+                classes: train_ds.classes.clone(),
+            };
+            let dl = loader(&ds, opts.bs * 2);
+            (Some(ds), Some(dl))
+        };
         Ok(ImageDataBunch {
-            path: path.to_path_buf(),
-            classes: all.classes.clone(),
+            path,
+            classes: train_ds.classes.clone(),
             train_ds,
             valid_ds,
+            test_ds,
             train_dl,
             valid_dl,
-            size: opts.size,
+            test_dl,
+            size,
             bs: opts.bs,
             stats: None,
             shown: Default::default(),
@@ -342,12 +384,25 @@ impl ImageDataBunch {
         self.stats = Some(stats);
         self.train_dl.stats = Some(stats);
         self.valid_dl.stats = Some(stats);
+        if let Some(dl) = &mut self.test_dl {
+            dl.stats = Some(stats);
+        }
         self
     }
 
-    /// Number of classes.
+    /// Number of classes (segmentation codes for masks; the number of outputs a model needs
+    /// for points and numbers: 2 per point, 1 per number).
     pub fn c(&self) -> usize {
-        self.classes.len()
+        match &self.train_ds.y {
+            Labels::Points(v) => 2 * v.first().map_or(0, Vec::len),
+            Labels::Float(v) => v.first().map_or(0, Vec::len),
+            _ => self.classes.len(),
+        }
+    }
+
+    /// The kind of targets: "category", "multi-category", "mask", "points" or "float".
+    pub fn target_kind(&self) -> &'static str {
+        self.train_ds.y.kind()
     }
 
     /// The device batches are put on.
@@ -359,7 +414,7 @@ impl ImageDataBunch {
 impl fmt::Display for ImageDataBunch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let show = |ds: &LabelList| {
-            let names: Vec<&str> = (0..ds.len().min(5)).map(|i| ds.label(i)).collect();
+            let names: Vec<String> = (0..ds.len().min(5)).map(|i| ds.label(i)).collect();
             format!(
                 "{} items; y: {}{}",
                 ds.len(),
@@ -367,17 +422,27 @@ impl fmt::Display for ImageDataBunch {
                 if ds.len() > 5 { ",..." } else { "" }
             )
         };
+        let what = match &self.train_ds.y {
+            Labels::Category(_) => format!("{} classes", self.c()),
+            Labels::MultiCategory(_) => format!("{} classes, multi-label", self.c()),
+            Labels::Mask(_) => format!("segmentation, {} codes", self.c()),
+            Labels::Points(v) => format!("{} point(s) per image", v.first().map_or(0, Vec::len)),
+            Labels::Float(_) => format!("{} number(s) per image", self.c()),
+        };
         writeln!(
             f,
-            "ImageDataBunch; {} classes, {}x{} images, bs {}, path {}",
-            self.c(),
-            self.size,
-            self.size,
+            "ImageDataBunch; {what}, {}x{} images, bs {}, path {}",
+            self.size.0,
+            self.size.1,
             self.bs,
             self.path.display()
         )?;
         writeln!(f, "Train: {}", show(&self.train_ds))?;
-        write!(f, "Valid: {}", show(&self.valid_ds))
+        write!(f, "Valid: {}", show(&self.valid_ds))?;
+        if let Some(t) = &self.test_ds {
+            write!(f, "\nTest: {} items", t.len())?;
+        }
+        Ok(())
     }
 }
 

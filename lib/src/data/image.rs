@@ -6,7 +6,7 @@
 use std::io::Cursor;
 use std::path::Path;
 
-use image::{ImageReader, RgbImage};
+use image::{DynamicImage, GrayImage, ImageReader, RgbImage};
 
 use super::DataError;
 
@@ -21,6 +21,65 @@ pub fn open_image(path: &Path) -> Result<RgbImage, DataError> {
         path: path.to_path_buf(),
         msg,
     })
+}
+
+/// Opens a segmentation mask: one 8-bit class id per pixel. Grayscale and palette files give
+/// their stored values (a palette PNG's indices, as PIL's mode "P"); colour files are an error,
+/// since their pixels are colours, not ids.
+pub fn open_mask(path: &Path) -> Result<GrayImage, DataError> {
+    let bytes = std::fs::read(path).map_err(DataError::io("reading", path))?;
+    let bad = |msg: String| DataError::BadImage {
+        path: path.to_path_buf(),
+        msg,
+    };
+    if bytes.is_empty() {
+        return Err(bad("the mask file is empty".into()));
+    }
+    if let Some(ids) = palette_indices(&bytes) {
+        return ids.map_err(bad);
+    }
+    let img = ImageReader::new(Cursor::new(&bytes))
+        .with_guessed_format()
+        .map_err(|e| bad(e.to_string()))?
+        .decode()
+        .map_err(|e| bad(e.to_string()))?;
+    match img {
+        DynamicImage::ImageLuma8(g) => Ok(g),
+        DynamicImage::ImageLumaA8(_) | DynamicImage::ImageLuma16(_) => Ok(img.to_luma8()),
+        other => Err(bad(format!(
+            "a mask must hold one class id per pixel (8-bit grayscale or palette), this file \
+             is {:?}",
+            other.color()
+        ))),
+    }
+}
+
+/// A palette PNG's raw indices (the `image` crate would expand them to colours).
+fn palette_indices(bytes: &[u8]) -> Option<Result<GrayImage, String>> {
+    let mut decoder = png::Decoder::new(Cursor::new(bytes));
+    decoder.set_transformations(png::Transformations::IDENTITY);
+    let mut reader = decoder.read_info().ok()?;
+    let info = reader.info();
+    if info.color_type != png::ColorType::Indexed {
+        return None;
+    }
+    let (w, h, depth) = (info.width, info.height, info.bit_depth as u8);
+    let mut buf = vec![0; reader.output_buffer_size()?];
+    let frame = match reader.next_frame(&mut buf) {
+        Ok(f) => f,
+        Err(e) => return Some(Err(e.to_string())),
+    };
+    let per_row = frame.line_size;
+    let mut ids = Vec::with_capacity((w * h) as usize);
+    for row in buf.chunks(per_row).take(h as usize) {
+        for x in 0..w as usize {
+            let bit = x * depth as usize;
+            let byte = row[bit / 8];
+            let shift = 8 - depth as usize - bit % 8;
+            ids.push((byte >> shift) & ((1u16 << depth) - 1) as u8);
+        }
+    }
+    Some(GrayImage::from_raw(w, h, ids).ok_or_else(|| "bad palette image".to_string()))
 }
 
 /// Decodes image bytes (format guessed from the content, not the name) to RGB.

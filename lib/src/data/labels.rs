@@ -13,12 +13,72 @@ use regex::Regex;
 
 use super::DataError;
 
-/// Items with their class indices, and the class names.
+/// The targets of a list of items, one per item, of one kind.
+///
+/// | kind | one item's target | batch `y` | default loss |
+/// | --- | --- | --- | --- |
+/// | `Category` | a class index | `(N,)` Int64 | cross-entropy |
+/// | `MultiCategory` | the indices of the classes present | `(N, C)` Float multi-hot | BCE with logits |
+/// | `Mask` | the path of a mask image of class ids (`codes`) | `(N, H, W)` Int64 | per-pixel cross-entropy |
+/// | `Points` | points `[y, x]` in the image's pixels | `(N, P, 2)` Float in [-1, 1] | MSE |
+/// | `Float` | numbers | `(N, K)` Float | MSE |
+#[derive(Debug, Clone, PartialEq)]
+pub enum Labels {
+    Category(Vec<usize>),
+    MultiCategory(Vec<Vec<usize>>),
+    Mask(Vec<PathBuf>),
+    /// `[y, x]` in continuous pixel coordinates of the source image (the image spans
+    /// `[0, height) x [0, width)`), as fastai's `ImagePoints`.
+    Points(Vec<Vec<[f32; 2]>>),
+    Float(Vec<Vec<f32>>),
+}
+
+impl Labels {
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        match self {
+            Labels::Category(v) => v.len(),
+            Labels::MultiCategory(v) => v.len(),
+            Labels::Mask(v) => v.len(),
+            Labels::Points(v) => v.len(),
+            Labels::Float(v) => v.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The kind's name, for messages: "category", "multi-category", "mask", "points", "float".
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Labels::Category(_) => "category",
+            Labels::MultiCategory(_) => "multi-category",
+            Labels::Mask(_) => "mask",
+            Labels::Points(_) => "points",
+            Labels::Float(_) => "float",
+        }
+    }
+    /// The same kind of targets for the items at `indices`, in that order.
+    pub fn subset(&self, indices: &[usize]) -> Labels {
+        fn pick<T: Clone>(v: &[T], idx: &[usize]) -> Vec<T> {
+            idx.iter().map(|&i| v[i].clone()).collect()
+        }
+        match self {
+            Labels::Category(v) => Labels::Category(pick(v, indices)),
+            Labels::MultiCategory(v) => Labels::MultiCategory(pick(v, indices)),
+            Labels::Mask(v) => Labels::Mask(pick(v, indices)),
+            Labels::Points(v) => Labels::Points(pick(v, indices)),
+            Labels::Float(v) => Labels::Float(pick(v, indices)),
+        }
+    }
+}
+
+/// Items with their targets, and the class names (the segmentation codes for masks).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabelList {
     pub items: Vec<PathBuf>,
-    /// Index into `classes` for each item.
-    pub labels: Vec<usize>,
+    /// One target per item.
+    pub y: Labels,
+    /// Class names (`Category`, `MultiCategory`) or codes (`Mask`); empty otherwise.
     pub classes: Vec<String>,
 }
 
@@ -30,21 +90,50 @@ impl LabelList {
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
-    /// The class name of item `i`.
-    pub fn label(&self, i: usize) -> &str {
-        &self.classes[self.labels[i]]
+    /// Item `i`'s target as text: the class name; the class names joined by `;` (as fastai
+    /// shows multi-labels); the mask file's name; the points; the numbers.
+    pub fn label(&self, i: usize) -> String {
+        match &self.y {
+            Labels::Category(v) => self.classes[v[i]].clone(),
+            Labels::MultiCategory(v) => v[i]
+                .iter()
+                .map(|&c| self.classes[c].as_str())
+                .collect::<Vec<_>>()
+                .join(";"),
+            Labels::Mask(v) => v[i]
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            Labels::Points(v) => v[i]
+                .iter()
+                .map(|p| format!("({:.1}, {:.1})", p[0], p[1]))
+                .collect::<Vec<_>>()
+                .join(" "),
+            Labels::Float(v) => v[i]
+                .iter()
+                .map(|x| format!("{x:.4}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+    /// The class index of every item, for single-label data (`None` for other targets).
+    pub fn categories(&self) -> Option<&[usize]> {
+        match &self.y {
+            Labels::Category(v) => Some(v),
+            _ => None,
+        }
     }
     /// Keeps the items at `indices`, in that order.
     pub fn subset(&self, indices: &[usize]) -> LabelList {
         LabelList {
             items: indices.iter().map(|&i| self.items[i].clone()).collect(),
-            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            y: self.y.subset(indices),
             classes: self.classes.clone(),
         }
     }
 }
 
-/// Builds a [`LabelList`] from items and their label strings; classes sorted.
+/// Builds a single-label [`LabelList`] from items and their label strings; classes sorted.
 pub fn label_list(items: Vec<PathBuf>, names: Vec<String>) -> LabelList {
     let classes: Vec<String> = names
         .iter()
@@ -58,7 +147,7 @@ pub fn label_list(items: Vec<PathBuf>, names: Vec<String>) -> LabelList {
         .collect();
     LabelList {
         items,
-        labels,
+        y: Labels::Category(labels),
         classes,
     }
 }
@@ -240,7 +329,7 @@ mod tests {
             ll.classes,
             vec!["Abyssinian", "american_bulldog", "great_pyrenees"]
         );
-        assert_eq!(ll.labels, vec![0, 1, 0, 2]);
+        assert_eq!(ll.categories().unwrap(), [0, 1, 0, 2]);
     }
 
     #[test]

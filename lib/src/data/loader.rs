@@ -9,7 +9,7 @@
 //! A file that cannot be read or decoded is left out of its batch with one warning naming it.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 
@@ -18,7 +18,8 @@ use rand::SeedableRng;
 use tch::{Device, Kind, Tensor};
 
 use super::image::open_image;
-use super::transforms::{render, Augment, Transforms};
+use super::labels::Labels;
+use super::transforms::{map_points, render, render_mask, Augment, Transforms};
 
 /// Per-channel mean and standard deviation, for `normalize`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -35,8 +36,9 @@ pub fn imagenet_stats() -> Stats {
     }
 }
 
-/// One batch: images `(N, 3, H, W)` (normalized if the loader is), labels `(N,)` as Int64, and
-/// which dataset items they are.
+/// One batch: images `(N, 3, H, W)` (normalized if the loader is), targets (`(N,)` Int64 class
+/// indices for single-label data; see [`Labels`] for the other kinds), and which dataset items
+/// they are.
 #[derive(Debug)]
 pub struct Batch {
     pub x: Tensor,
@@ -44,10 +46,13 @@ pub struct Batch {
     pub indices: Vec<usize>,
 }
 
-/// Loads batches of (image, label) from a list of files.
+/// Loads batches of (image, target) from a list of files.
 pub struct DataLoader {
     items: Arc<Vec<PathBuf>>,
-    labels: Arc<Vec<i64>>,
+    targets: Arc<Labels>,
+    /// Masks and points go through each image's augmentation (fastai's `tfm_y`); when off
+    /// they only follow the resize and centre crop.
+    pub tfm_y: bool,
     /// Batch size.
     pub bs: usize,
     /// Shuffle the items every epoch (training) or keep their order (validation).
@@ -60,6 +65,7 @@ pub struct DataLoader {
     pub size: (usize, usize),
     pub device: Device,
     pub stats: Option<Stats>,
+    c: usize,
     seed: u64,
     epoch: u64,
     prefetch: usize,
@@ -68,7 +74,8 @@ pub struct DataLoader {
 }
 
 impl DataLoader {
-    /// A loader over `items` with `labels`; `num_workers` threads decode (0 = all cores).
+    /// A loader over `items` with class indices `labels`; `num_workers` threads decode
+    /// (0 = all cores).
     pub fn new(
         items: Vec<PathBuf>,
         labels: Vec<i64>,
@@ -76,7 +83,25 @@ impl DataLoader {
         size: (usize, usize),
         num_workers: usize,
     ) -> DataLoader {
-        assert_eq!(items.len(), labels.len(), "one label per item");
+        let labels = Labels::Category(labels.into_iter().map(|l| l as usize).collect());
+        DataLoader::with_targets(items, labels, 0, bs, size, num_workers)
+    }
+
+    /// A loader over `items` with targets of any kind; `c` is the number of classes of
+    /// multi-category targets (the width of their multi-hot rows).
+    pub fn with_targets(
+        items: Vec<PathBuf>,
+        targets: Labels,
+        c: usize,
+        bs: usize,
+        size: (usize, usize),
+        num_workers: usize,
+    ) -> DataLoader {
+        assert_eq!(items.len(), targets.len(), "one target per item");
+        assert!(
+            y_len(&targets, c, size) > 0,
+            "every item needs a non-empty target (points, numbers, classes)"
+        );
         assert!(bs > 0, "batch size must be positive");
         let threads = if num_workers == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
@@ -85,7 +110,9 @@ impl DataLoader {
         };
         DataLoader {
             items: Arc::new(items),
-            labels: Arc::new(labels),
+            targets: Arc::new(targets),
+            tfm_y: true,
+            c,
             bs,
             shuffle: false,
             drop_last: false,
@@ -159,7 +186,10 @@ impl DataLoader {
         let order = self.order(epoch);
         let job = Job {
             items: self.items.clone(),
-            labels: self.labels.clone(),
+            targets: self.targets.clone(),
+            tfm_y: self.tfm_y,
+            y_len: y_len(&self.targets, self.c, self.size),
+            c: self.c,
             tfms: self.tfms.clone(),
             size: self.size,
             seed: self.seed,
@@ -167,14 +197,14 @@ impl DataLoader {
             warned: self.warned.clone(),
             norm: self.stats.map(|s| (s.mean, s.std)),
         };
-        let (tx, rx) = sync_channel::<(Vec<f32>, Vec<i64>, Vec<usize>)>(self.prefetch);
+        let (tx, rx) = sync_channel::<Loaded>(self.prefetch);
         let (bs, workers) = (self.bs, self.workers);
         std::thread::Builder::new()
             .name("fastai-loader".into())
             .spawn(move || {
                 for chunk in order.chunks(bs) {
                     let batch = job.load(chunk, workers);
-                    if batch.2.is_empty() {
+                    if batch.indices.is_empty() {
                         continue; // every file of this batch was unreadable
                     }
                     if tx.send(batch).is_err() {
@@ -188,7 +218,13 @@ impl DataLoader {
             size: self.size,
             device: self.device,
             remaining: self.len(),
+            kind: YKind::of(&self.targets, self.c),
         }
+    }
+
+    /// The targets, one per item.
+    pub fn targets(&self) -> &Labels {
+        &self.targets
     }
 
     /// The first batch of a fresh epoch (for show_batch and shape checks); does not advance
@@ -198,9 +234,52 @@ impl DataLoader {
     }
 }
 
+/// How many numbers one item's target takes in a batch.
+fn y_len(targets: &Labels, c: usize, (h, w): (usize, usize)) -> usize {
+    match targets {
+        Labels::Category(_) => 1,
+        Labels::MultiCategory(_) => c,
+        Labels::Mask(_) => h * w,
+        Labels::Points(v) => 2 * v.first().map_or(1, Vec::len),
+        Labels::Float(v) => v.first().map_or(1, Vec::len),
+    }
+}
+
+/// The shape and type of a batch's targets.
+#[derive(Debug, Clone, Copy)]
+enum YKind {
+    Category,
+    MultiCategory(usize),
+    Mask,
+    Points(usize),
+    Float(usize),
+}
+
+impl YKind {
+    fn of(targets: &Labels, c: usize) -> YKind {
+        match targets {
+            Labels::Category(_) => YKind::Category,
+            Labels::MultiCategory(_) => YKind::MultiCategory(c),
+            Labels::Mask(_) => YKind::Mask,
+            Labels::Points(v) => YKind::Points(v.first().map_or(0, Vec::len)),
+            Labels::Float(v) => YKind::Float(v.first().map_or(0, Vec::len)),
+        }
+    }
+}
+
+/// One batch as the workers leave it: images and targets as flat `f32`s.
+struct Loaded {
+    x: Vec<f32>,
+    y: Vec<f32>,
+    indices: Vec<usize>,
+}
+
 struct Job {
     items: Arc<Vec<PathBuf>>,
-    labels: Arc<Vec<i64>>,
+    targets: Arc<Labels>,
+    tfm_y: bool,
+    y_len: usize,
+    c: usize,
     tfms: Option<Transforms>,
     size: (usize, usize),
     seed: u64,
@@ -210,26 +289,36 @@ struct Job {
 }
 
 impl Job {
-    /// Loads the items of one batch on `workers` threads, each filling its share of the buffer.
+    /// Loads the items of one batch on `workers` threads, each filling its share of the buffers.
     ///
     /// Scoped threads started per batch rather than a long-lived pool: in a notebook, every cell
     /// is compiled with its own copy of this crate (and of rayon's thread-local state), so a pool
     /// created by one cell cannot safely be driven from another. Starting two threads costs
     /// microseconds; a batch takes tens of milliseconds.
-    fn load(&self, chunk: &[usize], workers: usize) -> (Vec<f32>, Vec<i64>, Vec<usize>) {
+    fn load(&self, chunk: &[usize], workers: usize) -> Loaded {
         let (h, w) = self.size;
         let per = 3 * h * w;
-        let mut buf = vec![0f32; chunk.len() * per];
+        let yl = self.y_len;
+        let mut x = vec![0f32; chunk.len() * per];
+        let mut y = vec![0f32; chunk.len() * yl];
         let share = chunk.len().div_ceil(workers.max(1)).max(1);
         let ok: Vec<bool> = std::thread::scope(|scope| {
-            let handles: Vec<_> = buf
+            let handles: Vec<_> = x
                 .chunks_mut(share * per)
+                .zip(y.chunks_mut(share * yl))
                 .zip(chunk.chunks(share))
-                .map(|(out, items)| {
+                .map(|((xo, yo), items)| {
                     scope.spawn(move || {
-                        out.chunks_mut(per)
-                            .zip(items)
-                            .map(|(o, &i)| self.load_one(i, o))
+                        items
+                            .iter()
+                            .enumerate()
+                            .map(|(k, &i)| {
+                                self.load_one(
+                                    i,
+                                    &mut xo[k * per..(k + 1) * per],
+                                    &mut yo[k * yl..(k + 1) * yl],
+                                )
+                            })
                             .collect::<Vec<bool>>()
                     })
                 })
@@ -240,69 +329,156 @@ impl Job {
                 .collect()
         });
         if ok.iter().all(|&b| b) {
-            let labels = chunk.iter().map(|&i| self.labels[i]).collect();
-            return (buf, labels, chunk.to_vec());
+            return Loaded {
+                x,
+                y,
+                indices: chunk.to_vec(),
+            };
         }
         // Leave the unreadable items out, keeping the order of the others.
-        let mut packed = Vec::with_capacity(buf.len());
-        let (mut labels, mut indices) = (Vec::new(), Vec::new());
+        let mut packed = Loaded {
+            x: Vec::with_capacity(x.len()),
+            y: Vec::with_capacity(y.len()),
+            indices: Vec::new(),
+        };
         for (k, &i) in chunk.iter().enumerate() {
             if ok[k] {
-                packed.extend_from_slice(&buf[k * per..(k + 1) * per]);
-                labels.push(self.labels[i]);
-                indices.push(i);
+                packed.x.extend_from_slice(&x[k * per..(k + 1) * per]);
+                packed.y.extend_from_slice(&y[k * yl..(k + 1) * yl]);
+                packed.indices.push(i);
             }
         }
-        (packed, labels, indices)
+        packed
     }
 
-    fn load_one(&self, i: usize, out: &mut [f32]) -> bool {
+    fn warn(&self, path: &Path, msg: &str) {
+        if self.warned.lock().unwrap().insert(path.to_path_buf()) {
+            eprintln!("warning: skipping {}: {msg}", path.display());
+        }
+    }
+
+    /// Decodes and augments item `i` into `x`, its target into `y`; false (with one warning
+    /// per file) if the image or its mask cannot be used.
+    fn load_one(&self, i: usize, x: &mut [f32], y: &mut [f32]) -> bool {
         let path = &self.items[i];
         let img = match open_image(path) {
             Ok(img) => img,
             Err(e) => {
-                if self.warned.lock().unwrap().insert(path.clone()) {
-                    eprintln!("warning: skipping {}: {e}", path.display());
-                }
+                self.warn(path, &e.to_string());
                 return false;
             }
         };
-        let aug = match &self.tfms {
+        let mut aug = match &self.tfms {
             Some(t) => {
                 let seed =
                     self.seed ^ (self.epoch << 40) ^ (i as u64).wrapping_mul(0x2545_F491_4F6C_DD1D);
-                t.sample(&mut rand::rngs::StdRng::seed_from_u64(seed))
+                let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+                let mut aug = t.sample(&mut rng);
+                if let (Labels::Points(pts), true) = (&*self.targets, self.tfm_y) {
+                    // A point that leaves the picture cannot be learned from (fastai drops it,
+                    // which breaks a batch of fixed-size targets): draw again, a few times, then
+                    // keep the picture whole.
+                    let src = (img.height(), img.width());
+                    let inside = |a: &Augment| {
+                        map_points(&pts[i], src, self.size, a)
+                            .iter()
+                            .all(|p| p.iter().all(|v| v.abs() <= 1.0))
+                    };
+                    let mut tries = 0;
+                    while !inside(&aug) && tries < 10 {
+                        aug = t.sample(&mut rng);
+                        tries += 1;
+                    }
+                    if !inside(&aug) {
+                        aug = Augment::center();
+                    }
+                }
+                aug
             }
             None => Augment::center(),
         };
-        render(&img, self.size.0, self.size.1, &aug, self.norm, out);
+        render(&img, self.size.0, self.size.1, &aug, self.norm, x);
+        if !self.tfm_y {
+            aug = Augment::center();
+        }
+        let (h, w) = self.size;
+        match &*self.targets {
+            Labels::Category(v) => y[0] = v[i] as f32,
+            Labels::MultiCategory(v) => {
+                y.fill(0.0);
+                for &c in &v[i] {
+                    if c < self.c {
+                        y[c] = 1.0;
+                    }
+                }
+            }
+            Labels::Float(v) => y.copy_from_slice(&v[i]),
+            Labels::Points(v) => {
+                let pts = map_points(&v[i], (img.height(), img.width()), (h, w), &aug);
+                for (k, p) in pts.iter().enumerate() {
+                    y[2 * k] = p[0];
+                    y[2 * k + 1] = p[1];
+                }
+            }
+            Labels::Mask(v) => {
+                let mask = match super::image::open_mask(&v[i]) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        self.warn(path, &format!("its mask cannot be read: {e}"));
+                        return false;
+                    }
+                };
+                if mask.dimensions() != img.dimensions() {
+                    self.warn(
+                        path,
+                        &format!(
+                            "its mask {} is {}x{} but the image is {}x{}",
+                            v[i].display(),
+                            mask.width(),
+                            mask.height(),
+                            img.width(),
+                            img.height()
+                        ),
+                    );
+                    return false;
+                }
+                render_mask(&mask, h, w, &aug, y);
+            }
+        }
         true
     }
 }
 
 /// The batches of one epoch, in order; ends early if the producer found nothing more to load.
 pub struct BatchIter {
-    rx: Receiver<(Vec<f32>, Vec<i64>, Vec<usize>)>,
+    rx: Receiver<Loaded>,
     size: (usize, usize),
     device: Device,
     remaining: usize,
+    kind: YKind,
 }
 
 impl Iterator for BatchIter {
     type Item = Batch;
 
     fn next(&mut self) -> Option<Batch> {
-        let (buf, labels, indices) = self.rx.recv().ok()?;
+        let Loaded { x, y, indices } = self.rx.recv().ok()?;
         self.remaining = self.remaining.saturating_sub(1);
-        let n = labels.len() as i64;
+        let n = indices.len() as i64;
         let (h, w) = (self.size.0 as i64, self.size.1 as i64);
         // (normalization, if any, was folded into the workers' lookup tables)
-        let x = Tensor::from_slice(&buf)
+        let x = Tensor::from_slice(&x)
             .view([n, 3, h, w])
             .to_device(self.device);
-        let y = Tensor::from_slice(&labels)
-            .to_kind(Kind::Int64)
-            .to_device(self.device);
+        let y = Tensor::from_slice(&y);
+        let y = match self.kind {
+            YKind::Category => y.to_kind(Kind::Int64),
+            YKind::MultiCategory(c) => y.view([n, c as i64]),
+            YKind::Mask => y.view([n, h, w]).to_kind(Kind::Int64),
+            YKind::Points(p) => y.view([n, p as i64, 2]),
+            YKind::Float(k) => y.view([n, k as i64]),
+        }
+        .to_device(self.device);
         Some(Batch { x, y, indices })
     }
 

@@ -3,6 +3,7 @@
 //! ```text
 //! external    untar_data(URLs::PETS): download, verify, extract (once)
 //! files       get_image_files: the image files under a folder
+//! block       the data block API: ImageList -> split -> label -> transform -> databunch
 //! labels      label from a regex / function / folder / list; the random split
 //! image       open any image file as RGB
 //! transforms  get_transforms(): flip, rotate, zoom, warp, lighting - one resampling pass
@@ -15,6 +16,7 @@
 //! ```
 
 mod archive;
+pub mod block;
 pub mod bunch;
 pub mod download;
 pub mod download_images;
@@ -29,6 +31,10 @@ pub mod tensors;
 pub mod transforms;
 pub mod verify;
 
+pub use block::{
+    CsvOptions, ImageList, ItemList, ItemLists, LabelLists, PointsItemList, SegmentationItemList,
+    Size,
+};
 pub use bunch::{DataOptions, ImageDataBunch};
 pub use download_images::{
     download_images, download_images_with, DownloadImagesOptions, DownloadImagesReport,
@@ -39,8 +45,8 @@ pub use external::{
     DownloadOptions, URLs, UntarOptions,
 };
 pub use files::{get_files, get_image_files, is_image_file, PathExt, IMAGE_EXTENSIONS};
-pub use image::open_image;
-pub use labels::LabelList;
+pub use image::{open_image, open_mask};
+pub use labels::{LabelList, Labels};
 pub use loader::{imagenet_stats, Batch, DataLoader, Stats};
 pub use show::show_image;
 pub use tensors::{tensors_from_folder, Data, DataBunch, TensorLoader};

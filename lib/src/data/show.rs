@@ -3,7 +3,11 @@
 use image::RgbImage;
 use tch::{Device, Kind, Tensor};
 
+use std::path::Path;
+
 use super::bunch::ImageDataBunch;
+use super::image::open_image;
+use super::transforms::{render, Augment};
 use super::loader::Stats;
 use super::DataError;
 use crate::display::{display, figure::image_grid, Rich};
@@ -28,6 +32,20 @@ pub fn batch_to_images(x: &Tensor, stats: Option<Stats>) -> Vec<RgbImage> {
             RgbImage::from_raw(w, h, v).expect("image buffer size")
         })
         .collect()
+}
+
+/// An image file as a validation batch shows it: resized to cover `(h, w)` and centre-cropped.
+pub fn open_resized(path: &Path, (h, w): (usize, usize)) -> Result<RgbImage, DataError> {
+    let img = open_image(path)?;
+    let (h, w) = (h.max(1), w.max(1));
+    let mut buf = vec![0f32; 3 * h * w];
+    render(&img, h, w, &Augment::center(), None, &mut buf);
+    let plane = h * w;
+    Ok(RgbImage::from_fn(w as u32, h as u32, |x, y| {
+        let at = y as usize * w + x as usize;
+        let px = |ch: usize| (buf[ch * plane + at].clamp(0.0, 1.0) * 255.0).round() as u8;
+        image::Rgb([px(0), px(1), px(2)])
+    }))
 }
 
 /// An image tensor as an 8-bit picture, the way `plt.imshow` shows it: `(H, W)` or `(1, H, W)`

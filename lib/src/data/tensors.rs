@@ -78,12 +78,15 @@ impl Data for ImageDataBunch {
         &self.classes
     }
     fn describe(&self) -> String {
+        let what = match self.target_kind() {
+            "category" => format!("{} classes", self.c()),
+            "multi-category" => format!("{} classes, multi-label", self.c()),
+            "mask" => format!("segmentation, {} codes", self.c()),
+            kind => format!("{kind} targets ({} numbers)", self.c()),
+        };
         format!(
-            "{} classes, {}x{} images, bs {}",
-            self.c(),
-            self.size,
-            self.size,
-            self.bs
+            "{what}, {}x{} images, bs {}",
+            self.size.0, self.size.1, self.bs
         )
     }
 }

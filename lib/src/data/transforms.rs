@@ -9,7 +9,7 @@
 //! Coordinates follow fastai v1: transforms act on normalized coordinates in [-1, 1], mapping each
 //! output point to the input point it samples (zoom by 1.1 maps u to u/1.1: a zoom in).
 
-use image::RgbImage;
+use image::{GrayImage, RgbImage};
 use rand::Rng;
 
 /// Which random augmentations to apply, with fastai v1's `get_transforms()` defaults.
@@ -323,15 +323,26 @@ pub fn render(
     );
     let shrunk;
     let mut src = src;
+    // The geometry is computed on the full-size image, whatever is read from: a mask or points
+    // of the same image then follow it exactly.
+    let full = (src.width() as f64, src.height() as f64);
+    let mut m = pixel_map(aug, full, (h, w));
     let needed = (h as f64 / src.height() as f64).max(w as f64 / src.width() as f64);
     let k = (1.0 / needed).floor() as u32;
     if k >= 2 {
         shrunk =
             image::imageops::thumbnail(src, (src.width() / k).max(1), (src.height() / k).max(1));
         src = &shrunk;
+        // full-size pixel coordinates -> the thumbnail's (pixel centres at integers)
+        let (ax, ay) = (src.width() as f64 / full.0, src.height() as f64 / full.1);
+        let rescale = [
+            [ax, 0.0, 0.5 * ax - 0.5],
+            [0.0, ay, 0.5 * ay - 0.5],
+            [0.0, 0.0, 1.0],
+        ];
+        m = mat3(&rescale, &m);
     }
     let (sw, sh) = (src.width() as f64, src.height() as f64);
-    let m = pixel_map(aug, (sw, sh), (h, w));
     let luts = channel_luts(aug, norm);
     let raw = src.as_raw();
     let (iw, ih) = (src.width() as usize, src.height() as usize);
@@ -371,6 +382,78 @@ pub fn render(
             }
         }
     }
+}
+
+/// Renders a segmentation mask (one class id per pixel) with exactly the geometry `render` gives
+/// its image under `aug`, reading the nearest source pixel: class ids are never blended. `out`
+/// holds `h * w` ids (as `f32`).
+pub fn render_mask(mask: &GrayImage, h: usize, w: usize, aug: &Augment, out: &mut [f32]) {
+    assert_eq!(out.len(), h * w, "mask buffer must hold {h} x {w} values");
+    let (sw, sh) = (mask.width() as f64, mask.height() as f64);
+    let m = pixel_map(aug, (sw, sh), (h, w));
+    let (iw, raw) = (mask.width() as usize, mask.as_raw());
+    for i in 0..h {
+        for j in 0..w {
+            let (x, y) = project(&m, j as f64, i as f64);
+            let sx = reflect(x, -0.5, sw - 0.5).clamp(0.0, sw - 1.0).round() as usize;
+            let sy = reflect(y, -0.5, sh - 0.5).clamp(0.0, sh - 1.0).round() as usize;
+            out[i * w + j] = raw[sy * iw + sx] as f32;
+        }
+    }
+}
+
+/// Where points of a source image of `(height, width)` land in its `h x w` augmented version:
+/// `[y, x]` in continuous pixel coordinates of the source in, `[y, x]` scaled to [-1, 1] over
+/// the output out (fastai's `ImagePoints` scale: -1 is the top/left edge, 1 the bottom/right).
+/// Points that leave the picture get coordinates outside [-1, 1].
+pub fn map_points(
+    points: &[[f32; 2]],
+    (sh, sw): (u32, u32),
+    (h, w): (usize, usize),
+    aug: &Augment,
+) -> Vec<[f32; 2]> {
+    let m = pixel_map(aug, (sw as f64, sh as f64), (h, w));
+    let inv = invert3(&m).expect("an augmentation's map is invertible");
+    points
+        .iter()
+        .map(|&[y, x]| {
+            // continuous -> pixel centres at integers, through the inverse map, and back
+            let (j, i) = project(&inv, x as f64 - 0.5, y as f64 - 0.5);
+            [
+                (2.0 * (i + 0.5) / h as f64 - 1.0) as f32,
+                (2.0 * (j + 0.5) / w as f64 - 1.0) as f32,
+            ]
+        })
+        .collect()
+}
+
+/// Applies a 3x3 projective map to (x, y).
+fn project(m: &[[f64; 3]; 3], x: f64, y: f64) -> (f64, f64) {
+    let z = m[2][0] * x + m[2][1] * y + m[2][2];
+    (
+        (m[0][0] * x + m[0][1] * y + m[0][2]) / z,
+        (m[1][0] * x + m[1][1] * y + m[1][2]) / z,
+    )
+}
+
+/// The inverse of a 3x3 matrix (adjugate over determinant), `None` if singular.
+fn invert3(m: &[[f64; 3]; 3]) -> Option<[[f64; 3]; 3]> {
+    let c = |r: usize, k: usize| {
+        let (r1, r2) = ((r + 1) % 3, (r + 2) % 3);
+        let (k1, k2) = ((k + 1) % 3, (k + 2) % 3);
+        m[r1][k1] * m[r2][k2] - m[r1][k2] * m[r2][k1]
+    };
+    let det = m[0][0] * c(0, 0) + m[0][1] * c(0, 1) + m[0][2] * c(0, 2);
+    if det.abs() < 1e-12 {
+        return None;
+    }
+    let mut inv = [[0.0; 3]; 3];
+    for (i, row) in inv.iter_mut().enumerate() {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = c(j, i) / det; // the adjugate is the transposed cofactor matrix
+        }
+    }
+    Some(inv)
 }
 
 /// The 3x3 projective map from output pixel (column, row, 1) to source pixel coordinates:
@@ -566,6 +649,126 @@ mod tests {
         .lighting_lut();
         assert!(bright[128] > lut[128]);
         assert!(bright.windows(2).all(|p| p[0] <= p[1]));
+    }
+
+    /// A black `w x h` picture with one Gaussian spot (sigma 1.5 px) centred at `[y, x]`
+    /// (continuous pixel coordinates).
+    fn spot(w: u32, h: u32, [y, x]: [f32; 2]) -> RgbImage {
+        RgbImage::from_fn(w, h, |i, j| {
+            let (dx, dy) = (i as f32 + 0.5 - x, j as f32 + 0.5 - y);
+            let v = (255.0 * (-(dx * dx + dy * dy) / (2.0 * 1.5 * 1.5)).exp()).round() as u8;
+            image::Rgb([v, v, v])
+        })
+    }
+
+    /// The intensity-weighted centre of an `h x w` rendered picture, `[y, x]` continuous.
+    fn centroid(out: &[f32], h: usize, w: usize) -> [f32; 2] {
+        let (mut sy, mut sx, mut s) = (0.0, 0.0, 0.0);
+        for i in 0..h {
+            for j in 0..w {
+                let v = out[i * w + j];
+                if v > 0.05 {
+                    sy += v * (i as f32 + 0.5);
+                    sx += v * (j as f32 + 0.5);
+                    s += v;
+                }
+            }
+        }
+        [sy / s, sx / s]
+    }
+
+    #[test]
+    fn a_point_lands_where_its_spot_is_drawn() {
+        let (sw, sh) = (90u32, 70u32);
+        let p = [30.0f32, 52.0];
+        let img = spot(sw, sh, p);
+        let (h, w) = (60usize, 60usize);
+        let plain = Augment::center();
+        let cases = [
+            ("none", plain.clone()),
+            ("flip", Augment { dihedral: 1, ..plain.clone() }),
+            ("dihedral 6", Augment { dihedral: 6, ..plain.clone() }),
+            ("rotate", Augment { rotate_deg: 9.0, ..plain.clone() }),
+            ("zoom", Augment { zoom: 1.3, zoom_center: (0.2, 0.7), ..plain.clone() }),
+            ("warp", Augment { warp: [0.15, -0.1, 0.2, -0.05], ..plain.clone() }),
+            ("crop", Augment { crop: (0.0, 1.0), ..plain.clone() }),
+            (
+                "everything",
+                Augment {
+                    crop: (0.3, 0.8),
+                    dihedral: 1,
+                    rotate_deg: -7.0,
+                    zoom: 1.1,
+                    zoom_center: (0.6, 0.4),
+                    warp: [-0.1, 0.1, 0.05, 0.2],
+                    ..plain.clone()
+                },
+            ),
+        ];
+        for (name, aug) in cases {
+            let mut out = vec![0.0; 3 * h * w];
+            render(&img, h, w, &aug, None, &mut out);
+            let [cy, cx] = centroid(&out[..h * w], h, w);
+            let [ny, nx] = map_points(&[p], (sh, sw), (h, w), &aug)[0];
+            // back from [-1, 1] to output pixels
+            let (py, px) = ((ny + 1.0) * h as f32 / 2.0, (nx + 1.0) * w as f32 / 2.0);
+            assert!(
+                (py - cy).abs() < 0.5 && (px - cx).abs() < 0.5,
+                "{name}: the point maps to ({py:.2}, {px:.2}), the spot is at ({cy:.2}, {cx:.2})"
+            );
+        }
+        // a big source (shrunk before resampling) keeps the geometry too
+        let big = spot(900, 700, [300.0, 520.0]);
+        let aug = Augment { rotate_deg: 5.0, crop: (0.2, 0.9), ..plain };
+        let mut out = vec![0.0; 3 * h * w];
+        render(&big, h, w, &aug, None, &mut out);
+        let [ny, nx] = map_points(&[[300.0, 520.0]], (700, 900), (h, w), &aug)[0];
+        let [cy, cx] = centroid(&out[..h * w], h, w);
+        let (py, px) = ((ny + 1.0) * h as f32 / 2.0, (nx + 1.0) * w as f32 / 2.0);
+        assert!((py - cy).abs() < 0.5 && (px - cx).abs() < 0.5, "shrunk: ({py}, {px}) vs ({cy}, {cx})");
+    }
+
+    #[test]
+    fn points_scale_to_minus_one_one_and_leave_the_frame_outside_it() {
+        let aug = Augment::center();
+        // a square source rendered at its own size: the corners and the centre
+        let pts = map_points(&[[0.0, 0.0], [10.0, 10.0], [20.0, 20.0]], (20, 20), (20, 20), &aug);
+        for (got, want) in pts.iter().zip([[-1.0, -1.0], [0.0, 0.0], [1.0, 1.0]]) {
+            assert!((got[0] - want[0]).abs() < 1e-5 && (got[1] - want[1]).abs() < 1e-5, "{got:?}");
+        }
+        let zoomed = Augment { zoom: 2.0, ..Augment::center() };
+        let out = map_points(&[[1.0, 1.0]], (20, 20), (20, 20), &zoomed)[0];
+        assert!(out[0] < -1.0 && out[1] < -1.0, "a corner point leaves a 2x zoom: {out:?}");
+    }
+
+    #[test]
+    fn masks_follow_their_image_and_keep_their_ids() {
+        // ids 0 (background), 3 and 7 in blocks; the image shows the same blocks in colour
+        let (sw, sh) = (64u32, 48u32);
+        let id = |x: u32, y: u32| -> u8 {
+            if x < 20 { 3 } else if y < 20 { 7 } else { 0 }
+        };
+        let mask = GrayImage::from_fn(sw, sh, |x, y| image::Luma([id(x, y)]));
+        let img = RgbImage::from_fn(sw, sh, |x, y| image::Rgb([id(x, y) * 30, 0, 0]));
+        let tfms = get_transforms().flip_vert(true).max_warp(0.3).max_zoom(1.5);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let (h, w) = (40, 40);
+        for _ in 0..40 {
+            let aug = tfms.sample(&mut rng);
+            let aug = Augment { brightness: 0.5, contrast: 1.0, ..aug };
+            let mut m = vec![0.0; h * w];
+            render_mask(&mask, h, w, &aug, &mut m);
+            assert!(m.iter().all(|&v| v == 0.0 || v == 3.0 || v == 7.0), "ids blended: {aug:?}");
+            let mut out = vec![0.0; 3 * h * w];
+            render(&img, h, w, &aug, None, &mut out);
+            // away from block edges the image's red shows the mask's id
+            let mut agree = 0;
+            for k in 0..h * w {
+                let red_id = (out[k] * 255.0 / 30.0).round();
+                agree += (red_id == m[k]) as usize;
+            }
+            assert!(agree as f64 > 0.9 * (h * w) as f64, "mask and image disagree on {} of {} pixels: {aug:?}", h * w - agree, h * w);
+        }
     }
 
     #[test]

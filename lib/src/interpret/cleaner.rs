@@ -98,13 +98,14 @@ impl ImageCleaner {
             .chain(&data.valid_ds.items)
             .cloned()
             .collect();
-        let labels: Vec<usize> = data
-            .train_ds
-            .labels
-            .iter()
-            .chain(&data.valid_ds.labels)
-            .copied()
-            .collect();
+        let (Some(train), Some(valid)) = (data.train_ds.categories(), data.valid_ds.categories())
+        else {
+            return Err(Error::Msg(format!(
+                "the image cleaner relabels single-label data; this data's targets are {}",
+                data.target_kind()
+            )));
+        };
+        let labels: Vec<usize> = train.iter().chain(valid).copied().collect();
         let (losses, idx) = interp.top_losses(None);
         let order = idx
             .iter()

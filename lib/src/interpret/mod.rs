@@ -23,8 +23,7 @@ use std::path::PathBuf;
 use image::RgbImage;
 use tch::{Device, Kind, Tensor};
 
-use crate::data::transforms::{render, Augment};
-use crate::data::{open_image, Stats};
+use crate::data::Stats;
 use crate::error::{Error, Result};
 use crate::learner::Learner;
 
@@ -41,7 +40,7 @@ pub struct ClassificationInterpretation {
     classes: Vec<String>,
     /// The image of each item, in prediction order; empty when built without images.
     items: Vec<PathBuf>,
-    size: usize,
+    size: (usize, usize),
     stats: Option<Stats>,
     // The same numbers as plain vectors: every question below is a small loop over them.
     target_v: Vec<usize>,
@@ -100,6 +99,13 @@ impl ClassificationInterpretation {
             ));
         }
         let ds = &learn.data.valid_ds;
+        if ds.categories().is_none() {
+            return Err(Error::Msg(format!(
+                "ClassificationInterpretation is for single-label classifiers; this data's \
+                 targets are {}: use learn.show_results(rows) to compare targets and predictions",
+                learn.data.target_kind()
+            )));
+        }
         if ds.len() != n {
             return Err(Error::Msg(format!(
                 "the validation loader gave {n} predictions but the validation set has {} \
@@ -196,7 +202,7 @@ impl ClassificationInterpretation {
             losses,
             classes,
             items: Vec::new(),
-            size: 0,
+            size: (0, 0),
             stats: None,
             target_v,
             pred_v,
@@ -300,15 +306,6 @@ impl ClassificationInterpretation {
                 self.items.len()
             ))
         })?;
-        let img = open_image(path)?;
-        let s = self.size.max(1);
-        let mut buf = vec![0f32; 3 * s * s];
-        render(&img, s, s, &Augment::center(), None, &mut buf);
-        let plane = s * s;
-        Ok(RgbImage::from_fn(s as u32, s as u32, |x, y| {
-            let at = y as usize * s + x as usize;
-            let px = |ch: usize| (buf[ch * plane + at].clamp(0.0, 1.0) * 255.0).round() as u8;
-            image::Rgb([px(0), px(1), px(2)])
-        }))
+        Ok(crate::data::show::open_resized(path, self.size)?)
     }
 }

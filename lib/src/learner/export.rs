@@ -25,12 +25,22 @@ pub struct ExportInfo {
     pub format: String,
     pub arch: String,
     pub classes: Vec<String>,
+    /// Image height (and width, unless `width` says otherwise).
     pub size: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<usize>,
     pub mean: Option<[f32; 3]>,
     pub std: Option<[f32; 3]>,
 }
 
 const FORMAT: &str = "fastai-rs export v1";
+
+impl ExportInfo {
+    /// Image (height, width).
+    pub fn hw(&self) -> (usize, usize) {
+        (self.size, self.width.unwrap_or(self.size))
+    }
+}
 
 impl Learner {
     /// Writes `<data.path>/export.safetensors` (or `file` relative to `data.path`); returns
@@ -48,7 +58,8 @@ impl Learner {
             format: FORMAT.into(),
             arch,
             classes: self.data.classes.clone(),
-            size: self.data.size,
+            size: self.data.size.0,
+            width: (self.data.size.1 != self.data.size.0).then_some(self.data.size.1),
             mean: self.data.stats.map(|s| s.mean),
             std: self.data.stats.map(|s| s.std),
         };
@@ -124,8 +135,8 @@ impl std::fmt::Display for Predictor {
             f,
             "Predictor: {}, {}x{} images, on {:?}, {} classes: {}{}",
             self.info.arch,
-            self.info.size,
-            self.info.size,
+            self.info.hw().0,
+            self.info.hw().1,
             self.model.vs.device(),
             self.info.classes.len(),
             shown.join(", "),
@@ -202,7 +213,7 @@ impl Predictor {
         predict_with(
             &self.model,
             self.model.vs.device(),
-            self.info.size,
+            self.info.hw(),
             stats,
             &self.info.classes,
             image.as_ref(),
@@ -214,23 +225,23 @@ impl Predictor {
 fn predict_with(
     model: &dyn Model,
     device: Device,
-    size: usize,
+    (h, w): (usize, usize),
     stats: Option<Stats>,
     classes: &[String],
     image: &Path,
 ) -> Result<(String, usize, Tensor)> {
     let img = open_image(image)?;
-    let mut buf = vec![0f32; 3 * size * size];
+    let mut buf = vec![0f32; 3 * h * w];
     render(
         &img,
-        size,
-        size,
+        h,
+        w,
         &Augment::center(),
         stats.map(|s| (s.mean, s.std)),
         &mut buf,
     );
     let x = Tensor::from_slice(&buf)
-        .view([1, 3, size as i64, size as i64])
+        .view([1, 3, h as i64, w as i64])
         .to_device(device);
     let probs = tch::no_grad(|| model.forward_t(&x, false).softmax(-1, Kind::Float))
         .squeeze_dim(0)

@@ -134,6 +134,17 @@ pub fn mse_loss_flat() -> Loss {
     })
 }
 
+/// The loss fastai picks for a kind of targets: cross-entropy for classes and masks, BCE with
+/// logits for multi-labels, MSE for points and numbers.
+pub fn default_loss(y: &crate::data::Labels) -> Loss {
+    use crate::data::Labels;
+    match y {
+        Labels::Category(_) | Labels::Mask(_) => cross_entropy_flat(),
+        Labels::MultiCategory(_) => bce_with_logits_flat(),
+        Labels::Points(_) | Labels::Float(_) => mse_loss_flat(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -66,6 +66,12 @@ pub struct LearnerOptions {
     /// Adam's betas (beta1 is replaced by the momentum schedule).
     pub betas: (f64, f64),
     pub eps: f64,
+    /// `cnn_learner`: the head's hidden layer sizes (fastai's `lin_ftrs`, default `[512]`).
+    pub lin_ftrs: Vec<i64>,
+    /// `cnn_learner`: the head's last dropout; the layers before get half (fastai's `ps`).
+    pub ps: f64,
+    /// `cnn_learner`: squash the outputs into `(lo, hi)` with a scaled sigmoid (regression).
+    pub y_range: Option<(f64, f64)>,
 }
 
 impl Default for LearnerOptions {
@@ -75,7 +81,33 @@ impl Default for LearnerOptions {
             wd: 1e-2,
             betas: (0.9, 0.99),
             eps: 1e-5,
+            lin_ftrs: vec![512],
+            ps: 0.5,
+            y_range: None,
         }
+    }
+}
+
+impl LearnerOptions {
+    pub fn pretrained(mut self, v: bool) -> Self {
+        self.pretrained = v;
+        self
+    }
+    pub fn wd(mut self, wd: f64) -> Self {
+        self.wd = wd;
+        self
+    }
+    pub fn lin_ftrs(mut self, sizes: &[i64]) -> Self {
+        self.lin_ftrs = sizes.to_vec();
+        self
+    }
+    pub fn ps(mut self, p: f64) -> Self {
+        self.ps = p;
+        self
+    }
+    pub fn y_range(mut self, lo: f64, hi: f64) -> Self {
+        self.y_range = Some((lo, hi));
+        self
     }
 }
 
@@ -179,7 +211,8 @@ impl<D: Data> Learner<D> {
 }
 
 /// A learner for transfer learning: `arch`'s pretrained body, fastai's head for the data's
-/// classes, the body frozen (its BatchNorm layers excepted), cross-entropy loss.
+/// classes, the body frozen (its BatchNorm layers excepted). The loss follows the targets:
+/// cross-entropy for classes, BCE with logits for multi-labels, MSE for points and numbers.
 pub fn cnn_learner(data: ImageDataBunch, arch: Arch, metrics: &[Metric]) -> Result<Learner> {
     cnn_learner_with(data, arch, metrics, LearnerOptions::default())
 }
@@ -191,19 +224,32 @@ pub fn cnn_learner_with(
     metrics: &[Metric],
     opts: LearnerOptions,
 ) -> Result<Learner> {
-    if data.c() < 2 {
+    let kind = data.target_kind();
+    if kind == "category" && data.c() < 2 {
         bail!(
             "the data has {} class(es); a classifier needs at least 2",
             data.c()
         );
     }
-    let mut model = CnnModel::new(arch, data.device(), data.c() as i64);
+    if kind == "mask" {
+        bail!("segmentation data (masks) needs a U-Net: unet_learner(data, arch, metrics)");
+    }
+    if data.c() == 0 {
+        bail!("the data's targets are empty: the model would have no outputs");
+    }
+    let head = models::HeadConfig {
+        lin_ftrs: opts.lin_ftrs.clone(),
+        ps: opts.ps,
+        y_range: opts.y_range,
+    };
+    let mut model = CnnModel::with_head(arch, data.device(), data.c() as i64, &head);
     if opts.pretrained {
         let path = models::weights::pretrained_path(arch)?;
         models::weights::load_pretrained(&mut model.vs, &path, &["head."])?;
     }
     let pretrained = opts.pretrained;
-    let mut learn = Learner::with_options(data, model, loss::cross_entropy_flat(), metrics, opts)?;
+    let loss = loss::default_loss(&data.train_ds.y);
+    let mut learn = Learner::with_options(data, model, loss, metrics, opts)?;
     learn.pretrained = Some(pretrained);
     if pretrained {
         learn.freeze();

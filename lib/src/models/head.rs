@@ -1,25 +1,52 @@
 //! fastai's classifier head: concat pooling, then two BatchNorm/Dropout/Linear blocks.
 //!
 //! `(N, nf, h, w)` -> AdaptiveConcatPool2d (max and average, `(N, 2nf)`) -> BatchNorm1d ->
-//! Dropout(0.25) -> Linear(2nf, 512) -> ReLU -> BatchNorm1d -> Dropout(0.5) -> Linear(512, c).
+//! Dropout(0.25) -> Linear(2nf, 512) -> ReLU -> BatchNorm1d -> Dropout(0.5) -> Linear(512, c)
+//! by default; `lin_ftrs`, `ps` and `y_range` change it as in fastai's `create_head`.
 //! Linear weights are Kaiming-normal initialised, biases zero.
 
 use tch::nn::{self, init, ModuleT};
 use tch::Tensor;
 
+/// fastai's `create_head`: concat pooling, then for each layer BatchNorm1d, Dropout, Linear
+/// (ReLU between layers), and optionally `sigmoid_range` on the output.
 #[derive(Debug)]
 pub struct Head {
-    bn1: nn::BatchNorm,
-    fc1: nn::Linear,
-    bn2: nn::BatchNorm,
-    fc2: nn::Linear,
-    /// Dropout before the first and the last linear layer.
-    pub ps: (f64, f64),
+    layers: Vec<(nn::BatchNorm, nn::Linear)>,
+    /// Dropout before each linear layer.
+    pub ps: Vec<f64>,
+    /// The outputs squashed into `(lo, hi)` by a scaled sigmoid (regression targets).
+    pub y_range: Option<(f64, f64)>,
+}
+
+/// The shape of a head: hidden sizes and dropout, as `cnn_learner`'s `lin_ftrs` and `ps`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadConfig {
+    /// Hidden layer sizes (fastai's default: one layer of 512).
+    pub lin_ftrs: Vec<i64>,
+    /// Dropout of the last layer; the ones before get half of it (fastai's rule).
+    pub ps: f64,
+    pub y_range: Option<(f64, f64)>,
+}
+
+impl Default for HeadConfig {
+    fn default() -> Self {
+        HeadConfig {
+            lin_ftrs: vec![512],
+            ps: 0.5,
+            y_range: None,
+        }
+    }
 }
 
 impl Head {
-    /// A head for a body with `nf` feature channels and `n_classes` outputs.
+    /// fastai's default head for a body with `nf` feature channels and `n_classes` outputs.
     pub fn new(p: &nn::Path, nf: i64, n_classes: i64) -> Head {
+        Head::with_config(p, nf, n_classes, &HeadConfig::default())
+    }
+
+    /// A head of the given shape. Variables are `bn1, fc1, bn2, fc2, ...` under `p`.
+    pub fn with_config(p: &nn::Path, nf: i64, n_classes: i64, cfg: &HeadConfig) -> Head {
         let lin = nn::LinearConfig {
             ws_init: init::Init::Kaiming {
                 dist: init::NormalOrUniform::Normal,
@@ -29,12 +56,26 @@ impl Head {
             bs_init: Some(init::Init::Const(0.0)),
             bias: true,
         };
+        let sizes: Vec<i64> = std::iter::once(2 * nf)
+            .chain(cfg.lin_ftrs.iter().copied())
+            .chain(std::iter::once(n_classes))
+            .collect();
+        let layers: Vec<(nn::BatchNorm, nn::Linear)> = sizes
+            .windows(2)
+            .enumerate()
+            .map(|(k, io)| {
+                (
+                    nn::batch_norm1d(p / format!("bn{}", k + 1), io[0], Default::default()),
+                    nn::linear(p / format!("fc{}", k + 1), io[0], io[1], lin),
+                )
+            })
+            .collect();
+        let mut ps = vec![cfg.ps / 2.0; layers.len() - 1];
+        ps.push(cfg.ps);
         Head {
-            bn1: nn::batch_norm1d(p / "bn1", 2 * nf, Default::default()),
-            fc1: nn::linear(p / "fc1", 2 * nf, 512, lin),
-            bn2: nn::batch_norm1d(p / "bn2", 512, Default::default()),
-            fc2: nn::linear(p / "fc2", 512, n_classes, lin),
-            ps: (0.25, 0.5),
+            layers,
+            ps,
+            y_range: cfg.y_range,
         }
     }
 }
@@ -48,13 +89,22 @@ pub fn concat_pool(x: &Tensor) -> Tensor {
 
 impl ModuleT for Head {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        concat_pool(x)
-            .apply_t(&self.bn1, train)
-            .dropout(self.ps.0, train)
-            .apply(&self.fc1)
-            .relu()
-            .apply_t(&self.bn2, train)
-            .dropout(self.ps.1, train)
-            .apply(&self.fc2)
+        let mut x = concat_pool(x);
+        let last = self.layers.len() - 1;
+        for (k, ((bn, fc), &p)) in self.layers.iter().zip(&self.ps).enumerate() {
+            x = x.apply_t(bn, train).dropout(p, train).apply(fc);
+            if k < last {
+                x = x.relu();
+            }
+        }
+        match self.y_range {
+            Some(r) => sigmoid_range(&x, r),
+            None => x,
+        }
     }
+}
+
+/// fastai's `sigmoid_range`: a sigmoid scaled to `(lo, hi)`.
+pub fn sigmoid_range(x: &Tensor, (lo, hi): (f64, f64)) -> Tensor {
+    x.sigmoid() * (hi - lo) + lo
 }

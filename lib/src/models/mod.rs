@@ -19,7 +19,7 @@ pub mod weights;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Tensor};
 
-pub use head::Head;
+pub use head::{Head, HeadConfig};
 pub use hooks::{Hook, Taps};
 pub use model::{Model, Net};
 
@@ -124,10 +124,20 @@ impl CnnModel {
     /// `arch`'s body and fastai's head for `n_classes`, on `device` (random weights). The body's
     /// variables are in groups 0 and 1, the head's (named `head.*`) in group 2.
     pub fn new(arch: Arch, device: Device, n_classes: i64) -> CnnModel {
+        CnnModel::with_head(arch, device, n_classes, &HeadConfig::default())
+    }
+
+    /// [`CnnModel::new`] with a head of another shape (`lin_ftrs`, `ps`, `y_range`).
+    pub fn with_head(arch: Arch, device: Device, n_classes: i64, cfg: &HeadConfig) -> CnnModel {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let body = body(arch, &root);
-        let head = Head::new(&(root.set_group(2) / "head"), arch.features(), n_classes);
+        let head = Head::with_config(
+            &(root.set_group(2) / "head"),
+            arch.features(),
+            n_classes,
+            cfg,
+        );
         CnnModel {
             arch,
             vs,
