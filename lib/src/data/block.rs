@@ -195,9 +195,7 @@ impl<K> ItemList<K> {
 
     /// Keeps the items `keep` says yes to.
     pub fn filter_by_func(self, keep: impl Fn(&Path) -> bool) -> Self {
-        let idx: Vec<usize> = (0..self.len())
-            .filter(|&i| keep(&self.items[i]))
-            .collect();
+        let idx: Vec<usize> = (0..self.len()).filter(|&i| keep(&self.items[i])).collect();
         self.subset(&idx)
     }
 
@@ -569,7 +567,9 @@ impl ItemLists<Segmentation> {
         codes: Vec<String>,
     ) -> Result<LabelLists> {
         if codes.is_empty() {
-            return Err(DataError::Label("codes is empty: name the mask's classes".into()));
+            return Err(DataError::Label(
+                "codes is empty: name the mask's classes".into(),
+            ));
         }
         let (items, _) = self.all_items();
         let masks: Vec<PathBuf> = items

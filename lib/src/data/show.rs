@@ -7,8 +7,9 @@ use std::path::Path;
 
 use super::bunch::ImageDataBunch;
 use super::image::open_image;
-use super::transforms::{render, Augment};
+use super::labels::Labels;
 use super::loader::Stats;
+use super::transforms::{render, Augment};
 use super::DataError;
 use crate::display::{display, figure::image_grid, Rich};
 
@@ -98,31 +99,112 @@ impl ImageDataBunch {
     pub fn show_batch_png(&self, rows: usize, figsize: (f32, f32)) -> Result<Vec<u8>, DataError> {
         let rows = rows.max(1);
         let want = rows * rows;
-        let (mut images, mut titles) = (Vec::new(), Vec::new());
-        let stats = self.stats;
+        let mut pairs: Vec<(RgbImage, String)> = Vec::new();
         // epochs counted down from the top, far from the ones training uses
         let shown = self
             .shown
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut it = self.train_dl.iter_epoch(u64::MAX - shown);
-        while images.len() < want {
+        while pairs.len() < want {
             let Some(b) = it.next() else { break };
-            for (img, &i) in batch_to_images(&b.x, stats).into_iter().zip(&b.indices) {
-                if images.len() < want {
-                    images.push(img);
-                    titles.push(self.train_ds.label(i).to_string());
+            let images = batch_to_images(&b.x, self.stats);
+            for (k, (img, &i)) in images.into_iter().zip(&b.indices).enumerate() {
+                if pairs.len() < want {
+                    pairs.push(self.with_target(img, &b.y.get(k as i64), i));
                 }
             }
         }
         drop(it);
-        if images.is_empty() {
+        if pairs.is_empty() {
             return Err(DataError::Other(
                 "show_batch: the training set gave no images".into(),
             ));
         }
         let cols = rows;
-        let rows_used = images.len().div_ceil(cols);
-        let pairs: Vec<(RgbImage, String)> = images.into_iter().zip(titles).collect();
+        let rows_used = pairs.len().div_ceil(cols);
         Ok(image_grid(&pairs, rows_used, cols, figsize))
     }
+
+    /// A training image with its target as `show_batch` draws it: a title for classes and
+    /// numbers, the mask blended over it, the points drawn on it.
+    fn with_target(&self, img: RgbImage, y: &Tensor, item: usize) -> (RgbImage, String) {
+        match &self.train_ds.y {
+            Labels::Mask(_) => (overlay_mask(&img, y), String::new()),
+            Labels::Points(_) => (draw_points(&img, y, POINT_COLOR), String::new()),
+            _ => (img, self.train_ds.label(item)),
+        }
+    }
+}
+
+/// A colour per class id (matplotlib's `tab20`, the colour map fastai shows masks with).
+pub const PALETTE: [[u8; 3]; 20] = [
+    [31, 119, 180],
+    [174, 199, 232],
+    [255, 127, 14],
+    [255, 187, 120],
+    [44, 160, 44],
+    [152, 223, 138],
+    [214, 39, 40],
+    [255, 152, 150],
+    [148, 103, 189],
+    [197, 176, 213],
+    [140, 86, 75],
+    [196, 156, 148],
+    [227, 119, 194],
+    [247, 182, 210],
+    [127, 127, 127],
+    [199, 199, 199],
+    [188, 189, 34],
+    [219, 219, 141],
+    [23, 190, 207],
+    [158, 218, 229],
+];
+
+/// The colour of target points (fastai draws them in red).
+pub const POINT_COLOR: [u8; 3] = [230, 30, 30];
+
+/// `img` with a mask of class ids `(H, W)` blended over it at alpha 0.5, a colour per id.
+pub fn overlay_mask(img: &RgbImage, mask: &Tensor) -> RgbImage {
+    let mask = mask.to_device(Device::Cpu).to_kind(Kind::Int64);
+    let (h, w) = (mask.size()[0] as u32, mask.size()[1] as u32);
+    let ids = Vec::<i64>::try_from(mask.flatten(0, -1)).expect("int64 mask");
+    let mut out = if img.dimensions() == (w, h) {
+        img.clone()
+    } else {
+        image::imageops::resize(img, w, h, image::imageops::FilterType::Triangle)
+    };
+    for (px, &id) in out.pixels_mut().zip(&ids) {
+        let c = PALETTE[id.rem_euclid(PALETTE.len() as i64) as usize];
+        for k in 0..3 {
+            px.0[k] = ((px.0[k] as u16 + c[k] as u16) / 2) as u8;
+        }
+    }
+    out
+}
+
+/// `img` with points `(P, 2)` (`[y, x]` in [-1, 1], as targets are) drawn as dots.
+pub fn draw_points(img: &RgbImage, pts: &Tensor, color: [u8; 3]) -> RgbImage {
+    let mut out = img.clone();
+    let (w, h) = (img.width() as f32, img.height() as f32);
+    let v = Vec::<f32>::try_from(
+        pts.to_device(Device::Cpu)
+            .to_kind(Kind::Float)
+            .flatten(0, -1),
+    )
+    .expect("float points");
+    let r = (w.min(h) / 40.0).max(2.0);
+    for p in v.chunks(2) {
+        let (cy, cx) = ((p[0] + 1.0) * h / 2.0, (p[1] + 1.0) * w / 2.0);
+        let (x0, x1) = ((cx - r).floor() as i64, (cx + r).ceil() as i64);
+        let (y0, y1) = ((cy - r).floor() as i64, (cy + r).ceil() as i64);
+        for y in y0.max(0)..y1.min(h as i64) {
+            for x in x0.max(0)..x1.min(w as i64) {
+                let (dx, dy) = (x as f32 + 0.5 - cx, y as f32 + 0.5 - cy);
+                if dx * dx + dy * dy <= r * r {
+                    out.put_pixel(x as u32, y as u32, image::Rgb(color));
+                }
+            }
+        }
+    }
+    out
 }

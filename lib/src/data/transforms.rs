@@ -651,12 +651,12 @@ mod tests {
         assert!(bright.windows(2).all(|p| p[0] <= p[1]));
     }
 
-    /// A black `w x h` picture with one Gaussian spot (sigma 1.5 px) centred at `[y, x]`
+    /// A black `w x h` picture with one Gaussian spot (`sigma` px) centred at `[y, x]`
     /// (continuous pixel coordinates).
-    fn spot(w: u32, h: u32, [y, x]: [f32; 2]) -> RgbImage {
+    fn spot(w: u32, h: u32, [y, x]: [f32; 2], sigma: f32) -> RgbImage {
         RgbImage::from_fn(w, h, |i, j| {
             let (dx, dy) = (i as f32 + 0.5 - x, j as f32 + 0.5 - y);
-            let v = (255.0 * (-(dx * dx + dy * dy) / (2.0 * 1.5 * 1.5)).exp()).round() as u8;
+            let v = (255.0 * (-(dx * dx + dy * dy) / (2.0 * sigma * sigma)).exp()).round() as u8;
             image::Rgb([v, v, v])
         })
     }
@@ -681,17 +681,54 @@ mod tests {
     fn a_point_lands_where_its_spot_is_drawn() {
         let (sw, sh) = (90u32, 70u32);
         let p = [30.0f32, 52.0];
-        let img = spot(sw, sh, p);
+        let img = spot(sw, sh, p, 1.5);
         let (h, w) = (60usize, 60usize);
         let plain = Augment::center();
         let cases = [
             ("none", plain.clone()),
-            ("flip", Augment { dihedral: 1, ..plain.clone() }),
-            ("dihedral 6", Augment { dihedral: 6, ..plain.clone() }),
-            ("rotate", Augment { rotate_deg: 9.0, ..plain.clone() }),
-            ("zoom", Augment { zoom: 1.3, zoom_center: (0.2, 0.7), ..plain.clone() }),
-            ("warp", Augment { warp: [0.15, -0.1, 0.2, -0.05], ..plain.clone() }),
-            ("crop", Augment { crop: (0.0, 1.0), ..plain.clone() }),
+            (
+                "flip",
+                Augment {
+                    dihedral: 1,
+                    ..plain.clone()
+                },
+            ),
+            (
+                "dihedral 6",
+                Augment {
+                    dihedral: 6,
+                    ..plain.clone()
+                },
+            ),
+            (
+                "rotate",
+                Augment {
+                    rotate_deg: 9.0,
+                    ..plain.clone()
+                },
+            ),
+            (
+                "zoom",
+                Augment {
+                    zoom: 1.3,
+                    zoom_center: (0.2, 0.7),
+                    ..plain.clone()
+                },
+            ),
+            (
+                "warp",
+                Augment {
+                    warp: [0.15, -0.1, 0.2, -0.05],
+                    ..plain.clone()
+                },
+            ),
+            (
+                "crop",
+                Augment {
+                    crop: (0.0, 1.0),
+                    ..plain.clone()
+                },
+            ),
             (
                 "everything",
                 Augment {
@@ -718,27 +755,48 @@ mod tests {
             );
         }
         // a big source (shrunk before resampling) keeps the geometry too
-        let big = spot(900, 700, [300.0, 520.0]);
-        let aug = Augment { rotate_deg: 5.0, crop: (0.2, 0.9), ..plain };
+        let big = spot(900, 700, [300.0, 520.0], 20.0);
+        let aug = Augment {
+            rotate_deg: 5.0,
+            crop: (0.2, 0.9),
+            ..plain
+        };
         let mut out = vec![0.0; 3 * h * w];
         render(&big, h, w, &aug, None, &mut out);
         let [ny, nx] = map_points(&[[300.0, 520.0]], (700, 900), (h, w), &aug)[0];
         let [cy, cx] = centroid(&out[..h * w], h, w);
         let (py, px) = ((ny + 1.0) * h as f32 / 2.0, (nx + 1.0) * w as f32 / 2.0);
-        assert!((py - cy).abs() < 0.5 && (px - cx).abs() < 0.5, "shrunk: ({py}, {px}) vs ({cy}, {cx})");
+        assert!(
+            (py - cy).abs() < 0.5 && (px - cx).abs() < 0.5,
+            "shrunk: ({py}, {px}) vs ({cy}, {cx})"
+        );
     }
 
     #[test]
     fn points_scale_to_minus_one_one_and_leave_the_frame_outside_it() {
         let aug = Augment::center();
         // a square source rendered at its own size: the corners and the centre
-        let pts = map_points(&[[0.0, 0.0], [10.0, 10.0], [20.0, 20.0]], (20, 20), (20, 20), &aug);
+        let pts = map_points(
+            &[[0.0, 0.0], [10.0, 10.0], [20.0, 20.0]],
+            (20, 20),
+            (20, 20),
+            &aug,
+        );
         for (got, want) in pts.iter().zip([[-1.0, -1.0], [0.0, 0.0], [1.0, 1.0]]) {
-            assert!((got[0] - want[0]).abs() < 1e-5 && (got[1] - want[1]).abs() < 1e-5, "{got:?}");
+            assert!(
+                (got[0] - want[0]).abs() < 1e-5 && (got[1] - want[1]).abs() < 1e-5,
+                "{got:?}"
+            );
         }
-        let zoomed = Augment { zoom: 2.0, ..Augment::center() };
+        let zoomed = Augment {
+            zoom: 2.0,
+            ..Augment::center()
+        };
         let out = map_points(&[[1.0, 1.0]], (20, 20), (20, 20), &zoomed)[0];
-        assert!(out[0] < -1.0 && out[1] < -1.0, "a corner point leaves a 2x zoom: {out:?}");
+        assert!(
+            out[0] < -1.0 && out[1] < -1.0,
+            "a corner point leaves a 2x zoom: {out:?}"
+        );
     }
 
     #[test]
@@ -746,7 +804,13 @@ mod tests {
         // ids 0 (background), 3 and 7 in blocks; the image shows the same blocks in colour
         let (sw, sh) = (64u32, 48u32);
         let id = |x: u32, y: u32| -> u8 {
-            if x < 20 { 3 } else if y < 20 { 7 } else { 0 }
+            if x < 20 {
+                3
+            } else if y < 20 {
+                7
+            } else {
+                0
+            }
         };
         let mask = GrayImage::from_fn(sw, sh, |x, y| image::Luma([id(x, y)]));
         let img = RgbImage::from_fn(sw, sh, |x, y| image::Rgb([id(x, y) * 30, 0, 0]));
@@ -755,10 +819,17 @@ mod tests {
         let (h, w) = (40, 40);
         for _ in 0..40 {
             let aug = tfms.sample(&mut rng);
-            let aug = Augment { brightness: 0.5, contrast: 1.0, ..aug };
+            let aug = Augment {
+                brightness: 0.5,
+                contrast: 1.0,
+                ..aug
+            };
             let mut m = vec![0.0; h * w];
             render_mask(&mask, h, w, &aug, &mut m);
-            assert!(m.iter().all(|&v| v == 0.0 || v == 3.0 || v == 7.0), "ids blended: {aug:?}");
+            assert!(
+                m.iter().all(|&v| v == 0.0 || v == 3.0 || v == 7.0),
+                "ids blended: {aug:?}"
+            );
             let mut out = vec![0.0; 3 * h * w];
             render(&img, h, w, &aug, None, &mut out);
             // away from block edges the image's red shows the mask's id
@@ -767,7 +838,12 @@ mod tests {
                 let red_id = (out[k] * 255.0 / 30.0).round();
                 agree += (red_id == m[k]) as usize;
             }
-            assert!(agree as f64 > 0.9 * (h * w) as f64, "mask and image disagree on {} of {} pixels: {aug:?}", h * w - agree, h * w);
+            assert!(
+                agree as f64 > 0.9 * (h * w) as f64,
+                "mask and image disagree on {} of {} pixels: {aug:?}",
+                h * w - agree,
+                h * w
+            );
         }
     }
 

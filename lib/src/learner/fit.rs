@@ -28,7 +28,7 @@ pub(crate) enum Show {
 }
 
 /// The text of a panic's payload.
-fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         s.to_string()
     } else if let Some(s) = p.downcast_ref::<String>() {
@@ -338,25 +338,14 @@ impl AnyLearner {
 
     /// The model's raw outputs and the targets over the validation set, on the CPU.
     pub(crate) fn collect_preds(&mut self) -> Result<(Tensor, Tensor)> {
-        let (mut outs, mut ys) = (Vec::new(), Vec::new());
-        let _guard = tch::no_grad_guard();
-        for b in self.data.valid_batches() {
-            if interrupt::requested() {
-                interrupt::clear();
-                bail!("interrupted during validation; the weights are kept as they are");
-            }
-            let out = catch_unwind(AssertUnwindSafe(|| self.model.forward_t(&b.x, false)))
-                .map_err(|p| Error::Msg(format!("prediction failed: {}", panic_text(p))))?;
-            outs.push(out.to_device(Device::Cpu));
-            ys.push(b.y.to_device(Device::Cpu));
+        let batches = self.data.valid_batches();
+        if let Some(preds) = super::results::predict_batches(self.model.as_ref(), batches)? {
+            return Ok(preds);
         }
-        if outs.is_empty() {
-            let c = self.data.classes().len() as i64;
-            return Ok((
-                Tensor::zeros([0, c], (Kind::Float, Device::Cpu)),
-                Tensor::zeros([0], (Kind::Int64, Device::Cpu)),
-            ));
-        }
-        Ok((Tensor::cat(&outs, 0), Tensor::cat(&ys, 0)))
+        let c = self.data.classes().len() as i64;
+        Ok((
+            Tensor::zeros([0, c], (Kind::Float, Device::Cpu)),
+            Tensor::zeros([0], (Kind::Int64, Device::Cpu)),
+        ))
     }
 }

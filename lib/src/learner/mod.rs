@@ -28,6 +28,7 @@ pub mod optim;
 pub mod plots;
 pub mod progress;
 pub mod recorder;
+pub mod results;
 pub mod schedule;
 pub mod summary;
 
