@@ -49,9 +49,10 @@ pub mod vision {
     pub use crate::learner::loss::{
         bce_with_logits_flat, cross_entropy_flat, mse_loss_flat, Activation, Loss,
     };
+    pub use crate::learner::lr_find::{LrFind, Suggestion, SuggestionMethod};
     pub use crate::learner::metrics::{
-        accuracy, accuracy_thresh, dice, error_rate, exp_rmspe, fbeta, mse, rmse, top_k_accuracy,
-        Accumulator, Metric,
+        accuracy, accuracy_thresh, accuracy_void, dice, error_rate, exp_rmspe, fbeta,
+        foreground_acc, mse, rmse, top_k_accuracy, Accumulator, Metric,
     };
     pub use crate::learner::mixed::MixedPrecision;
     pub use crate::learner::optim::{slice, slice_stop, Lr};

@@ -49,11 +49,12 @@ fn lr_find_restores_weights_and_suggests_a_sensible_rate() {
         "rates grow"
     );
     println!(
-        "lr_find: {} points, steepest {:.2e}, valley {:.2e}, min/10 {:.2e}",
+        "lr_find: {} points, steepest {:.2e}, valley {:.2e}, min/10 {:.2e}, slide {:.2e}",
         found.points.len(),
         found.lr_steep,
         found.lr_valley,
-        found.lr_min
+        found.lr_min,
+        found.lr_slide
     );
     // fit(1e-2) learns this head quickly and 1e0 diverges: the classic "minimum / 10" rule must
     // land in 1e-3..1e-1; the valley (robust but cautious) must not be absurdly small or large.
@@ -68,7 +69,8 @@ fn lr_find_restores_weights_and_suggests_a_sensible_rate() {
         found.lr_valley
     );
     let (png, lr) = learn.recorder.plot_png().unwrap();
-    assert_eq!(lr, found.lr_steep);
+    assert_eq!(lr, found.lr_valley);
+    assert_eq!(found.suggestion(), found.lr_valley);
     assert!(png.starts_with(b"\x89PNG"));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,12 +1,16 @@
 //! `lr_find`: train a few batches with an exponentially growing learning rate and watch the
 //! loss, then put the weights back exactly as they were.
 //!
-//! As fastai: from 1e-7 to 10 over 100 iterations (same rate for every group), the loss smoothed
-//! by a debiased moving average (beta 0.98), stopping early once it exceeds 4x the best seen.
-//! Three suggestions, as fastai gives them: the steepest descent of the smoothed loss (v1's
-//! "min numerical gradient"; first 10 and last 5 points skipped, as the plot does), the minimum's
-//! rate / 10, and v2's "valley" - a point a bit past the middle of the longest stretch over
-//! which the loss keeps falling, which is the most robust of the three on noisy curves.
+//! As fastai 2.8: iteration `i` of `num_it` trains at `start * (end / start)^(i / num_it)` (1e-7
+//! to 10 over 100 iterations by default, the same rate for every group), the loss is smoothed by
+//! a debiased moving average (beta 0.98), and the search stops early once the smoothed loss
+//! exceeds 4x the best seen.
+//!
+//! The suggestions are fastai 2.8's four functions (`valley`, `slide`, `minimum`, `steep` in
+//! `fastai/callback/schedule.py`), computed as fastai computes them: on the recorded curve less
+//! its first `num_it / 10` and last 5 points (cut at the first NaN loss), in single precision
+//! (fastai turns the recorded rates and losses into float32 tensors). The default suggestion is
+//! the valley, as in fastai 2.8.
 
 use super::callback::{AnyLearner, Callback, NanGuard};
 use super::fit::Show;
@@ -18,69 +22,293 @@ use crate::error::Result;
 /// What `lr_find` measured and suggests.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LrFind {
-    /// (learning rate, smoothed loss) per iteration.
+    /// (learning rate, smoothed loss) per iteration, as recorded (the last one may be infinite or
+    /// NaN: the loss diverging is what ends the search).
     pub points: Vec<(f64, f64)>,
-    /// Learning rate at the steepest descent of the loss.
+    /// The iterations asked for (the first `num_it / 10` points are left out of the suggestions).
+    pub num_it: usize,
+    /// fastai's `steep`: the rate where the loss falls fastest.
     pub lr_steep: f64,
-    /// The rate at the minimum loss, divided by 10.
+    /// fastai's `minimum`: the rate at the minimum loss, divided by 10.
     pub lr_min: f64,
-    /// fastai v2's "valley" suggestion (the one to use when unsure).
+    /// fastai 2.8's `valley`, its default suggestion.
     pub lr_valley: f64,
+    /// fastai's `slide` (interval slide rule).
+    pub lr_slide: f64,
 }
 
-/// The valley suggestion: find the longest run of points along which the loss only goes down
-/// (not necessarily consecutive points: a longest decreasing subsequence, O(n^2) for n <= a few
-/// hundred), then take the point half-way along it.
-pub fn valley(points: &[(f64, f64)]) -> Option<f64> {
+impl LrFind {
+    /// The part of the curve the suggestions are computed on (see [`suggestion_range`]).
+    pub fn curve(&self) -> &[(f64, f64)] {
+        suggestion_range(&self.points, self.num_it)
+    }
+    /// fastai 2.8's default suggestion: the valley.
+    pub fn suggestion(&self) -> f64 {
+        self.lr_valley
+    }
+    pub fn valley(&self) -> f64 {
+        self.lr_valley
+    }
+    pub fn minimum(&self) -> f64 {
+        self.lr_min
+    }
+    pub fn steep(&self) -> f64 {
+        self.lr_steep
+    }
+    pub fn slide(&self) -> f64 {
+        self.lr_slide
+    }
+    /// One method's suggestion with the point fastai marks for it on the plot.
+    pub fn suggest(&self, method: SuggestionMethod) -> Option<Suggestion> {
+        method.suggest(self.curve())
+    }
+}
+
+/// A suggested learning rate and the (rate, loss) point fastai's plot marks for it (for
+/// `minimum` that is the minimum itself, not the tenth of its rate that is suggested).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Suggestion {
+    pub lr: f64,
+    pub mark: (f64, f64),
+}
+
+/// fastai's `SuggestionMethod`: the four ways to suggest a rate from the curve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuggestionMethod {
+    Valley,
+    Slide,
+    Minimum,
+    Steep,
+}
+
+impl SuggestionMethod {
+    pub const ALL: [SuggestionMethod; 4] = [
+        SuggestionMethod::Valley,
+        SuggestionMethod::Slide,
+        SuggestionMethod::Minimum,
+        SuggestionMethod::Steep,
+    ];
+
+    /// fastai's name for it (`valley`, `slide`, `minimum`, `steep`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SuggestionMethod::Valley => "valley",
+            SuggestionMethod::Slide => "slide",
+            SuggestionMethod::Minimum => "minimum",
+            SuggestionMethod::Steep => "steep",
+        }
+    }
+
+    /// The suggestion on `curve`, the points fastai passes to its function (see
+    /// [`suggestion_range`]); `None` where fastai's function would fail (too few points).
+    pub fn suggest(self, curve: &[(f64, f64)]) -> Option<Suggestion> {
+        let (lrs, losses): (Vec<f32>, Vec<f32>) =
+            curve.iter().map(|&(lr, l)| (lr as f32, l as f32)).unzip();
+        match self {
+            SuggestionMethod::Valley => valley32(&lrs, &losses),
+            SuggestionMethod::Slide => slide32(&lrs, &losses),
+            SuggestionMethod::Minimum => minimum32(&lrs, &losses),
+            SuggestionMethod::Steep => steep32(&lrs, &losses),
+        }
+    }
+}
+
+/// The points of a recorded curve that fastai 2.8's `lr_find` hands to the suggestion functions:
+/// `lrs[num_it//10:-5]`, cut before the first NaN loss. fastai keeps training after a NaN until
+/// `num_it` iterations (every later loss is NaN too), where this `lr_find` stops at once: a
+/// record that ends with a NaN is treated as if it had gone on to `num_it` points.
+pub fn suggestion_range(points: &[(f64, f64)], num_it: usize) -> &[(f64, f64)] {
+    let lo = num_it / 10;
     let n = points.len();
-    if n < 3 {
+    let (hi, nan) = match points.iter().position(|p| p.1.is_nan()) {
+        // the record as fastai would have it: num_it points, NaN from `k` on
+        Some(k) => (num_it.max(n).saturating_sub(5), k),
+        None => (n.saturating_sub(5), n),
+    };
+    let hi = hi.min(n);
+    if lo >= hi {
+        return &[];
+    }
+    let end = hi.min(lo + nan.saturating_sub(lo));
+    &points[lo..end.max(lo)]
+}
+
+/// fastai's `valley` on `curve` (already cut to the suggestion range): the longest valley - the
+/// longest run over which the loss keeps decreasing (a longest decreasing subsequence) - and the
+/// rate a bit past its middle (1/3 + 1/6 of the way along), exactly as fastai 2.8 indexes it.
+pub fn valley(curve: &[(f64, f64)]) -> Option<f64> {
+    SuggestionMethod::Valley.suggest(curve).map(|s| s.lr)
+}
+
+/// fastai's `minimum`: the rate at the lowest loss, divided by 10.
+pub fn minimum(curve: &[(f64, f64)]) -> Option<f64> {
+    SuggestionMethod::Minimum.suggest(curve).map(|s| s.lr)
+}
+
+/// fastai's `steep`: the rate at the start of the steepest falling segment (loss against log lr).
+pub fn steep(curve: &[(f64, f64)]) -> Option<f64> {
+    SuggestionMethod::Steep.suggest(curve).map(|s| s.lr)
+}
+
+/// fastai's `slide` (interval slide rule, `lr_diff` 15, `thresh` 0.005): walking left from the
+/// end, the first rate where the loss gradient 15 points apart differs by at most 0.005.
+pub fn slide(curve: &[(f64, f64)]) -> Option<f64> {
+    SuggestionMethod::Slide.suggest(curve).map(|s| s.lr)
+}
+
+/// (steep, minimum) from a whole record of the default `lr_find()` (100 iterations): fastai's
+/// `steep` and `minimum` on [`suggestion_range`]`(points, 100)`.
+pub fn suggest(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let curve = suggestion_range(points, 100);
+    Some((steep(curve)?, minimum(curve)?))
+}
+
+fn valley32(lrs: &[f32], losses: &[f32]) -> Option<Suggestion> {
+    let n = losses.len();
+    if n == 0 {
         return None;
     }
-    // run[i]: length of the longest decreasing subsequence ending at i; from[i]: where it starts
-    let mut run = vec![1usize; n];
-    let mut from: Vec<usize> = (0..n).collect();
-    let mut best = 0;
+    // lds[i]: the longest decreasing subsequence ending at i. fastai updates the best end inside
+    // the inner loop and takes its start as `end - length` at that moment: kept as is.
+    let mut lds = vec![1usize; n];
+    let (mut max_start, mut max_end) = (0i64, 0usize);
     for i in 1..n {
         for j in 0..i {
-            if points[i].1 < points[j].1 && run[j] + 1 > run[i] {
-                run[i] = run[j] + 1;
-                from[i] = from[j];
+            if losses[i] < losses[j] && lds[i] < lds[j] + 1 {
+                lds[i] = lds[j] + 1;
+            }
+            if lds[max_end] < lds[i] {
+                max_end = i;
+                max_start = max_end as i64 - lds[max_end] as i64;
             }
         }
-        if run[i] > run[best] {
+    }
+    let sections = (max_end as i64 - max_start) as f64 / 3.0;
+    let mut idx = max_start + sections.trunc() as i64 + (sections / 2.0).trunc() as i64;
+    if idx < 0 {
+        idx += n as i64; // Python's negative index
+    }
+    let idx = usize::try_from(idx).ok().filter(|&i| i < n)?;
+    let lr = lrs[idx] as f64;
+    Some(Suggestion {
+        lr,
+        mark: (lr, losses[idx] as f64),
+    })
+}
+
+/// numpy's `gradient` with unit spacing, in float32 as numpy computes it on a float32 array.
+fn gradient32(f: &[f32]) -> Vec<f32> {
+    let n = f.len();
+    let mut g = vec![0f32; n];
+    if n < 2 {
+        return g;
+    }
+    g[0] = f[1] - f[0];
+    g[n - 1] = f[n - 1] - f[n - 2];
+    for i in 1..n - 1 {
+        g[i] = (f[i + 1] - f[i - 1]) / 2.0;
+    }
+    g
+}
+
+fn slide32(lrs: &[f32], losses: &[f32]) -> Option<Suggestion> {
+    let (lr_diff, thresh, adjust_value) = (15usize, 0.005f32, 1.0f64);
+    let n = losses.len();
+    // fastai reads lrs[-1 - lr_diff] first: an IndexError below lr_diff + 1 points
+    if n < 2 || n < lr_diff + 1 {
+        return None;
+    }
+    let grad = gradient32(losses);
+    // indices from the end, as fastai's negative ones: r = n - 1 - k, l = r - lr_diff
+    let (mut r, mut l) = (n - 1, n - 1 - lr_diff);
+    let mut local_min_lr = lrs[l];
+    loop {
+        if (grad[r] - grad[l]).abs() <= thresh {
+            break;
+        }
+        local_min_lr = lrs[l];
+        if l == 0 {
+            break;
+        }
+        r -= 1;
+        l -= 1;
+    }
+    let suggestion = local_min_lr as f64 * adjust_value;
+    let log_lrs: Vec<f64> = lrs.iter().map(|&x| (x as f64).log10()).collect();
+    let losses64: Vec<f64> = losses.iter().map(|&x| x as f64).collect();
+    let y = interp(suggestion.log10(), &log_lrs, &losses64);
+    Some(Suggestion {
+        lr: suggestion,
+        mark: (suggestion, y),
+    })
+}
+
+/// numpy's `interp` (xs increasing; clamped to the end values outside).
+fn interp(x: f64, xs: &[f64], ys: &[f64]) -> f64 {
+    let n = xs.len();
+    if x <= xs[0] {
+        return ys[0];
+    }
+    if x >= xs[n - 1] {
+        return ys[n - 1];
+    }
+    let k = xs.partition_point(|&v| v <= x).max(1) - 1;
+    if xs[k] == x {
+        return ys[k];
+    }
+    let t = (x - xs[k]) / (xs[k + 1] - xs[k]);
+    ys[k] + t * (ys[k + 1] - ys[k])
+}
+
+/// The first index of the smallest value (torch's `argmin`, NaN counting as the smallest).
+fn argmin32(v: &[f32]) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (i, &x) in v.iter().enumerate() {
+        match best {
+            None => best = Some(i),
+            Some(b) => {
+                let y = v[b];
+                if !y.is_nan() && (x.is_nan() || x < y) {
+                    best = Some(i);
+                }
+            }
+        }
+    }
+    best
+}
+
+/// The loss at the recorded rate nearest `lr` (first on ties), as fastai marks it.
+fn loss_near(lrs: &[f32], losses: &[f32], lr: f64) -> f64 {
+    let mut best = 0;
+    for i in 1..lrs.len() {
+        if (lrs[i] as f64 - lr).abs() < (lrs[best] as f64 - lr).abs() {
             best = i;
         }
     }
-    let (start, end) = (from[best], best);
-    let idx = start + (end - start) / 2;
-    Some(points[idx].0)
+    losses[best] as f64
 }
 
-/// The two suggestions from the recorded points (needs at least 3 points).
-pub fn suggest(points: &[(f64, f64)]) -> Option<(f64, f64)> {
-    let (lo, hi) = (10usize, 5usize);
-    let used: &[(f64, f64)] = if points.len() > lo + hi + 2 {
-        &points[lo..points.len() - hi]
-    } else {
-        points
-    };
-    if used.len() < 3 {
+fn minimum32(lrs: &[f32], losses: &[f32]) -> Option<Suggestion> {
+    let i = argmin32(losses)?;
+    let lr_min = lrs[i] as f64;
+    Some(Suggestion {
+        lr: lr_min / 10.0,
+        mark: (lr_min, loss_near(lrs, losses, lr_min)),
+    })
+}
+
+fn steep32(lrs: &[f32], losses: &[f32]) -> Option<Suggestion> {
+    if losses.len() < 2 {
         return None;
     }
-    // gradient of loss with respect to log(lr), by central differences
-    let mut best = (f64::INFINITY, used[0].0);
-    for w in used.windows(3) {
-        let g = (w[2].1 - w[0].1) / (w[2].0.ln() - w[0].0.ln());
-        if g < best.0 {
-            best = (g, w[1].0);
-        }
-    }
-    let min =
-        used.iter().copied().fold(
-            (f64::NAN, f64::INFINITY),
-            |acc, p| if p.1 < acc.1 { p } else { acc },
-        );
-    Some((best.1, min.0 / 10.0))
+    let grads: Vec<f32> = (0..losses.len() - 1)
+        .map(|i| (losses[i + 1] - losses[i]) / (lrs[i + 1].ln() - lrs[i].ln()))
+        .collect();
+    let lr_steep = lrs[argmin32(&grads)?] as f64;
+    Some(Suggestion {
+        lr: lr_steep,
+        mark: (lr_steep, loss_near(lrs, losses, lr_steep)),
+    })
 }
 
 struct Finder {
@@ -101,8 +329,8 @@ impl Callback for Finder {
     }
     fn before_batch(&mut self, l: &mut AnyLearner) {
         let s = &mut l.state;
-        let lr =
-            self.start * (self.end / self.start).powf(s.iter as f64 / (self.n - 1).max(1) as f64);
+        // fastai's SchedExp at pos = iter / num_it (the last iteration stops short of `end`)
+        let lr = self.start * (self.end / self.start).powf(s.iter as f64 / self.n.max(1) as f64);
         s.lrs = vec![lr; s.lrs.len()];
     }
     fn after_batch(&mut self, l: &mut AnyLearner) {
@@ -167,20 +395,18 @@ impl<D: Data + 'static> Learner<D> {
         self.restore(&snapshot);
         self.rebuild_optimizer()?;
         result?;
-        let points: Vec<(f64, f64)> = finder
-            .points
-            .iter()
-            .copied()
-            .filter(|p| p.1.is_finite())
-            .collect();
+        let points = finder.points;
         self.recorder.lr_find = points.clone();
-        let (lr_steep, lr_min) = suggest(&points).unwrap_or((f64::NAN, f64::NAN));
-        let lr_valley = valley(&points).unwrap_or(f64::NAN);
+        self.recorder.lr_find_num_it = num_it;
+        let curve = suggestion_range(&points, num_it);
+        let lr = |m: SuggestionMethod| m.suggest(curve).map_or(f64::NAN, |s| s.lr);
         Ok(LrFind {
+            lr_steep: lr(SuggestionMethod::Steep),
+            lr_min: lr(SuggestionMethod::Minimum),
+            lr_valley: lr(SuggestionMethod::Valley),
+            lr_slide: lr(SuggestionMethod::Slide),
+            num_it,
             points,
-            lr_steep,
-            lr_min,
-            lr_valley,
         })
     }
 }
@@ -189,23 +415,54 @@ impl<D: Data + 'static> Learner<D> {
 mod tests {
     use super::*;
 
+    fn lr(i: usize) -> f64 {
+        1e-7 * 1e8f64.powf(i as f64 / 100.0)
+    }
+
     #[test]
-    fn suggestion_is_the_steepest_descent() {
-        // loss flat, then falling fastest around lr = 1e-3, then exploding
-        let points: Vec<(f64, f64)> = (0..100)
-            .map(|i| {
-                let lr = 1e-7 * 1e8f64.powf(i as f64 / 99.0);
-                let x = lr.log10() + 3.0; // 0 at 1e-3
-                (
-                    lr,
-                    2.0 - (x * 1.5).tanh() + if lr > 1e-1 { (lr * 10.0).powi(2) } else { 0.0 },
-                )
-            })
+    fn the_range_is_fastais_slice_cut_at_the_first_nan() {
+        let pts: Vec<(f64, f64)> = (0..100).map(|i| (lr(i), 1.0)).collect();
+        let r = suggestion_range(&pts, 100);
+        assert_eq!((r.len(), r[0].0), (85, lr(10)));
+        // stopped by divergence at 40 points: [10, 35)
+        assert_eq!(suggestion_range(&pts[..40], 100).len(), 25);
+        // a NaN at 40 (fastai would have gone on to 100 points, all NaN from 40): [10, 40)
+        let mut nan: Vec<(f64, f64)> = pts[..41].to_vec();
+        nan[40].1 = f64::NAN;
+        assert_eq!(suggestion_range(&nan, 100).len(), 30);
+        assert!(suggestion_range(&pts[..14], 100).is_empty());
+    }
+
+    #[test]
+    fn valley_takes_fastais_index_in_the_longest_decreasing_run() {
+        // strictly decreasing over 10 points: lds[9] = 10, start = 9 - 10 = -1,
+        // sections = 10/3, idx = -1 + 3 + 1 = 3
+        let pts: Vec<(f64, f64)> = (0..10).map(|i| (lr(i), 10.0 - i as f64)).collect();
+        assert_eq!(valley(&pts), Some(lr(3) as f32 as f64));
+        // a single point: fastai's idx 0
+        assert_eq!(valley(&pts[..1]), Some(lr(0) as f32 as f64));
+        assert_eq!(valley(&[]), None);
+    }
+
+    #[test]
+    fn minimum_steep_and_slide_by_hand() {
+        // losses 3, 2.5, 1, 0.9, 2 on rates 1e-4 .. 1: steepest segment starts at index 1,
+        // minimum at index 3
+        let pts: Vec<(f64, f64)> = [3.0, 2.5, 1.0, 0.9, 2.0]
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| (10f64.powi(i as i32 - 4), l))
             .collect();
-        let v = valley(&points).unwrap();
-        assert!(v > 1e-5 && v < 1e-1, "valley at {v:e}");
-        let (steep, min10) = suggest(&points).unwrap();
-        assert!((steep.log10() + 3.0).abs() < 0.2, "steepest at {steep:e}");
-        assert!(min10 < 1e-1 && min10 > 1e-4, "min/10 = {min10:e}");
+        assert_eq!(steep(&pts), Some(1e-3f32 as f64));
+        let m = SuggestionMethod::Minimum.suggest(&pts).unwrap();
+        assert_eq!(
+            (m.lr, m.mark),
+            (0.1f32 as f64 / 10.0, (0.1f32 as f64, 0.9f32 as f64))
+        );
+        // slide needs 16 points
+        assert_eq!(slide(&pts), None);
+        // a straight line: every gradient equal, so the first comparison stops at lrs[-16]
+        let line: Vec<(f64, f64)> = (0..30).map(|i| (lr(i), 1.0 - 0.01 * i as f64)).collect();
+        assert_eq!(slide(&line), Some(lr(14) as f32 as f64));
     }
 }

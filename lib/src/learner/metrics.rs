@@ -62,6 +62,11 @@ enum Builtin {
     Dice {
         iou: bool,
     },
+    /// Segmentation accuracy over the pixels whose target is not `void`.
+    Masked {
+        void: i64,
+        foreground: bool,
+    },
 }
 
 /// `1 - accuracy`.
@@ -90,7 +95,10 @@ pub fn top_k_accuracy(k: i64) -> Metric {
 }
 
 /// Multi-label accuracy: sigmoid of each output above `thresh` compared with the 0/1 targets,
-/// averaged over every label (fastai's `accuracy_thresh`, sigmoid on).
+/// averaged over every label of a batch (fastai v1's `accuracy_thresh`, v2's `accuracy_multi`,
+/// sigmoid on). Over a validation set: the per-batch values averaged with batch-size weights, as
+/// v1's `AverageMetric` (with the same number of labels per item, that is the share over all
+/// labels of the set).
 pub fn accuracy_thresh(thresh: f64) -> Metric {
     Metric(Recipe::Builtin(Builtin::AccuracyThresh {
         thresh,
@@ -98,13 +106,40 @@ pub fn accuracy_thresh(thresh: f64) -> Metric {
     }))
 }
 
-/// Multi-label F-beta (fastai v1's `fbeta`: per item, then averaged; sigmoid, threshold
-/// `thresh`); lesson 3's planet uses `fbeta(2.0, 0.2)`.
+/// Multi-label F-beta as fastai v1's `fbeta(thresh, beta, eps=1e-9, sigmoid=True)`: sigmoid,
+/// outputs above `thresh` are predicted labels; per item, precision = tp / (predicted + eps),
+/// recall = tp / (actual + eps), F = (1 + beta^2) p r / (beta^2 p + r + eps); the mean over the
+/// items of a batch. Over a validation set: per-batch values averaged with batch-size weights
+/// (v1's `AverageMetric`), i.e. the mean over all items ("samples" averaging; an item with no
+/// labels and none predicted counts 0). Lesson 3's planet uses `fbeta(2.0, 0.2)` (v1's
+/// `fbeta(thresh=0.2, beta=2)`: note the order of the arguments).
 pub fn fbeta(beta: f64, thresh: f64) -> Metric {
     Metric(Recipe::Builtin(Builtin::Fbeta {
         beta,
         thresh,
         sigmoid: true,
+    }))
+}
+
+/// Segmentation accuracy that leaves out the pixels whose target is `void_code` (course-v3
+/// lesson 3's `acc_camvid`: `void_code` is CamVid's "Void" class): the argmax over the class axis
+/// (1) compared with the target where the target is not `void_code`, the mean over those pixels.
+/// As in fastai, that is a per-batch value averaged over the validation set with batch-size
+/// weights; a batch with only void pixels makes it NaN, as in fastai. Targets `(N, H, W)` or
+/// `(N, 1, H, W)`.
+pub fn accuracy_void(void_code: i64) -> Metric {
+    Metric(Recipe::Builtin(Builtin::Masked {
+        void: void_code,
+        foreground: false,
+    }))
+}
+
+/// fastai v2's `foreground_acc(bkg_idx)`: [`accuracy_void`] with the background class left out
+/// (named `foreground_acc` in the results table).
+pub fn foreground_acc(bkg_idx: i64) -> Metric {
+    Metric(Recipe::Builtin(Builtin::Masked {
+        void: bkg_idx,
+        foreground: true,
     }))
 }
 
@@ -171,6 +206,12 @@ impl Builtin {
             Builtin::ExpRmspe => "exp_rmspe".into(),
             Builtin::Dice { iou: false } => "dice".into(),
             Builtin::Dice { iou: true } => "iou".into(),
+            Builtin::Masked {
+                foreground: false, ..
+            } => "accuracy_void".into(),
+            Builtin::Masked {
+                foreground: true, ..
+            } => "foreground_acc".into(),
         }
     }
 
@@ -226,6 +267,9 @@ impl Builtin {
                 sum: 0.0,
                 n: 0,
             }),
+            Builtin::Masked { void, .. } => {
+                Box::new(Avg::new(name, move |p, t| masked_accuracy(p, t, void)))
+            }
             Builtin::Dice { iou } => Box::new(Dice {
                 name,
                 iou,
@@ -251,6 +295,20 @@ fn top_k(pred: &Tensor, targ: &Tensor, k: i64) -> f64 {
         .to_kind(Kind::Float)
         .mean(Kind::Float)
         .double_value(&[])
+}
+
+/// The share of pixels (class axis 1) predicted right among those whose target is not `void`.
+fn masked_accuracy(pred: &Tensor, targ: &Tensor, void: i64) -> f64 {
+    let targ = if targ.dim() == pred.dim() && targ.size().get(1) == Some(&1) {
+        targ.squeeze_dim(1)
+    } else {
+        targ.shallow_clone()
+    };
+    let targ = targ.to_kind(Kind::Int64);
+    let keep = targ.ne(void);
+    let right = pred.argmax(1, false).eq_tensor(&targ).logical_and(&keep);
+    let kept = keep.sum(Kind::Float).double_value(&[]);
+    right.sum(Kind::Float).double_value(&[]) / kept
 }
 
 /// fastai's `AvgMetric`: a per-batch value averaged with batch-size weights.

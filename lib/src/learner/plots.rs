@@ -3,7 +3,7 @@
 //! saved as a PNG in a plain program) and has a `_png` twin that returns the bytes. They are
 //! [`Plot`]s, drawn as a user's own charts are.
 
-use super::lr_find::suggest;
+use super::lr_find::{suggestion_range, SuggestionMethod};
 use super::recorder::Recorder;
 use crate::display::figure::Canvas;
 use crate::display::paint::Rect;
@@ -12,32 +12,46 @@ use crate::display::{display, Rich};
 use crate::error::{Error, Result};
 
 impl Recorder {
-    /// Plots the last `lr_find` (skipping the first 10 and last 5 points, as fastai), marks the
-    /// suggestions (red: steepest descent, green: valley) and returns the valley suggestion.
+    /// Plots the last `lr_find` as fastai 2.8 does (all but the last 5 points), marks its default
+    /// suggestion - the valley - and returns it.
     pub fn plot(&self) -> Result<f64> {
-        let (png, steep) = self.plot_png()?;
-        let valley = super::lr_find::valley(&self.lr_find).unwrap_or(f64::NAN);
-        display(&Rich::png(png, &format!("lr_find: loss against learning rate; suggestions {steep:.2e} (steepest), {valley:.2e} (valley)")));
-        println!("Min numerical gradient: {steep:.2E}");
+        let (png, valley) = self.plot_png()?;
+        display(&Rich::png(
+            png,
+            &format!("lr_find: loss against learning rate; suggestion (valley) {valley:.2e}"),
+        ));
         println!("Valley: {valley:.2E}");
         Ok(valley)
     }
 
-    /// The `plot()` figure as PNG bytes, and the suggestion.
+    /// The `plot()` figure as PNG bytes, and the suggestion (fastai's valley; NaN when the curve
+    /// is too short to suggest anything).
     pub fn plot_png(&self) -> Result<(Vec<u8>, f64)> {
+        self.plot_png_with(&[SuggestionMethod::Valley])
+            .map(|(png, s)| (png, s.first().copied().unwrap_or(f64::NAN)))
+    }
+
+    /// The lr_find plot with the points of the given suggestion methods marked (fastai's
+    /// `suggest_funcs`), and their suggestions in the same order (NaN where there is none).
+    pub fn plot_png_with(&self, methods: &[SuggestionMethod]) -> Result<(Vec<u8>, Vec<f64>)> {
         let pts = &self.lr_find;
         if pts.len() < 3 {
             return Err(Error::Msg(
                 "no lr_find results to plot: run learn.lr_find() first".into(),
             ));
         }
-        let shown: &[(f64, f64)] = if pts.len() > 17 {
-            &pts[10..pts.len() - 5]
+        let num_it = if self.lr_find_num_it == 0 {
+            100
         } else {
-            pts
+            self.lr_find_num_it
         };
-        let (steep, _) =
-            suggest(pts).ok_or_else(|| Error::Msg("lr_find recorded too few points".into()))?;
+        let curve = suggestion_range(pts, num_it);
+        // fastai's plot_lr_find(skip_end=5); the non-finite end of a diverged search left out
+        let shown: Vec<(f64, f64)> = pts[..pts.len().saturating_sub(5).max(2)]
+            .iter()
+            .copied()
+            .filter(|p| p.1.is_finite())
+            .collect();
         let (lrs, losses): (Vec<f64>, Vec<f64>) = shown.iter().copied().unzip();
         let mut chart = Plot::new()
             .line(&lrs, &losses)
@@ -46,20 +60,19 @@ impl Recorder {
             .xlabel("Learning Rate")
             .ylabel("Loss")
             .figsize((6.4, 4.4));
-        let valley = super::lr_find::valley(pts);
-        for (lr, name, colour) in [(Some(steep), "steep", "r"), (valley, "valley", "tab:green")] {
-            // the shown point nearest the suggestion
-            let nearest = lr.filter(|lr| lr.is_finite()).and_then(|lr| {
-                shown
-                    .iter()
-                    .filter(|p| p.1.is_finite())
-                    .min_by(|a, b| (a.0 - lr).abs().total_cmp(&(b.0 - lr).abs()))
-            });
-            if let Some(p) = nearest {
-                chart = chart.scatter([p.0], [p.1]).color(colour).label(name);
+        let colours = ["tab:orange", "tab:green", "tab:red", "tab:purple"];
+        let mut lrs_out = Vec::new();
+        for (k, m) in methods.iter().enumerate() {
+            let s = m.suggest(curve);
+            lrs_out.push(s.map_or(f64::NAN, |s| s.lr));
+            if let Some(s) = s.filter(|s| s.mark.0.is_finite() && s.mark.1.is_finite()) {
+                chart = chart
+                    .scatter([s.mark.0], [s.mark.1])
+                    .color(colours[k % colours.len()])
+                    .label(m.name());
             }
         }
-        Ok((chart.png()?, steep))
+        Ok((chart.png()?, lrs_out))
     }
 
     /// Training loss (smoothed, per batch) and validation loss (per epoch) against iterations.

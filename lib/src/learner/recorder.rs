@@ -17,6 +17,8 @@ pub struct Recorder {
     pub metrics: Vec<Vec<(String, f64)>>,
     /// Results of the last `lr_find`: (lr, smoothed loss).
     pub lr_find: Vec<(f64, f64)>,
+    /// The `num_it` of the last `lr_find` (0 when unknown: the default, 100, is assumed).
+    pub lr_find_num_it: usize,
 }
 
 impl Recorder {
@@ -24,6 +26,7 @@ impl Recorder {
     pub fn reset(&mut self) {
         *self = Recorder {
             lr_find: std::mem::take(&mut self.lr_find),
+            lr_find_num_it: self.lr_find_num_it,
             ..Default::default()
         };
     }
