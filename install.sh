@@ -4,7 +4,7 @@
 #   .cargo/config.toml  tells cargo where libtorch is, in any shell
 #   target/release/     the library and the fastai-kernel binary
 #   .venv/share/jupyter/kernels/fastai-rust   the "Rust (fastai)" kernelspec
-#   $FASTAI_HOME (~/.fastai)   offline weights, Fashion-MNIST and MNIST images (tools/assets.py)
+#   $FASTAI_HOME (~/.fastai)   offline weights, Fashion-MNIST and MNIST images, lesson-3 data (tools/assets.py)
 #   with --browser-tests: Debian's Chromium (apt-get) and tools/lab/node_modules (playwright-core)
 #
 # Safe to re-run: every step checks what is already there and only does what is missing.

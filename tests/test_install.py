@@ -111,7 +111,8 @@ def test_a_second_run_changes_nothing(tmp_path):
     before = {m: os.stat(os.path.join(HOME, "models", m + ".safetensors")).st_mtime_ns for m in MODELS}
     r = subprocess.run(ASSETS + ["--home", HOME], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.count(": present") == 5, r.stdout  # two weight files, Fashion-MNIST, MNIST, samples
+    # two weight files, Fashion-MNIST, MNIST, lesson 3's data, samples
+    assert r.stdout.count(": present") == 6, r.stdout
     after = {m: os.stat(os.path.join(HOME, "models", m + ".safetensors")).st_mtime_ns for m in MODELS}
     assert before == after
 

