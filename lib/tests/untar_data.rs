@@ -309,6 +309,53 @@ fn stalled_transfer_times_out_and_keeps_the_part() {
     assert!(dirs.archive().join("tiny_ds.tgz.part").exists());
 }
 
+/// fastai's known checks hash the first MiB of an archive only: a file whose first MiB matches
+/// passes whatever follows; one whose first MiB differs is refused and deleted.
+#[test]
+fn known_checks_cover_the_first_mib_as_fastai_computes_them() {
+    let server = Server::start();
+    let dirs = Dirs::new("md5-head");
+    let body: Vec<u8> = (0..(3u32 << 19))
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    let head = md5_hex(&body[..1 << 20]);
+    assert_ne!(head, md5_hex(&body), "the first MiB is not the whole file");
+    server.serve("big.bin", body.clone(), Mode::Normal);
+    std::fs::create_dir_all(dirs.archive()).unwrap();
+    let get = |name: &str, head: &str| {
+        let opts = DownloadOptions {
+            checksum: Some(Checksum {
+                size: Some(body.len() as u64),
+                md5_head: Some(head.to_string()),
+                ..Default::default()
+            }),
+            progress: Some(&mut |_, _| {}),
+            ..Default::default()
+        };
+        let dest = dirs.archive().join(name);
+        (
+            download_url_with(&format!("{}big.bin", server.base()), &dest, opts),
+            dest,
+        )
+    };
+    let (ok, dest) = get("good.bin", &head);
+    ok.unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), body);
+    let (err, dest) = get("bad.bin", &md5_hex(&body));
+    let err = err.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DataError::Checksum {
+                what: "md5 of the first MiB",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(!dest.exists(), "the wrong file is deleted");
+}
+
 #[test]
 fn wrong_checksums_delete_the_file() {
     let server = Server::start();
@@ -324,7 +371,7 @@ fn wrong_checksums_delete_the_file() {
     let bad_md5 = Checksum {
         size: Some(archive.len() as u64),
         md5: Some("0123456789abcdef0123456789abcdef".into()),
-        sha256: None,
+        ..Default::default()
     };
     let err = untar_data_with(&url("tiny_ds.tgz"), with(bad_md5)).unwrap_err();
     let msg = err.to_string();
@@ -363,6 +410,7 @@ fn wrong_checksums_delete_the_file() {
         size: Some(archive.len() as u64),
         md5: Some(real_md5.to_uppercase()),
         sha256: Some(format!("{:x}", sha2::Sha256::digest(&archive))),
+        md5_head: None,
     };
     let path = untar_data_with(&url("tiny_ds.tgz"), with(good)).unwrap();
     assert_eq!(read(path.join("train/3/a.txt")), "three");
@@ -525,7 +573,7 @@ fn urls_and_known_checksums() {
     let pets = known_checksum(URLs::PETS).unwrap();
     assert_eq!(pets.size, Some(811_706_944));
     assert_eq!(
-        pets.md5.as_deref(),
+        pets.md5_head.as_deref(),
         Some("e4db5c768afd933bb91f5f594d7417a4")
     );
     assert_eq!(
@@ -619,7 +667,7 @@ fn known_checksums_apply_at_the_original_address_only() {
     let right = Checksum {
         size: Some(stand_in.len() as u64),
         md5: Some(md5_hex(&stand_in)),
-        sha256: None,
+        ..Default::default()
     };
     let opts = UntarOptions {
         checksum: Some(right),

@@ -101,9 +101,37 @@ impl URLs {
         "https://s3.amazonaws.com/fast-ai-imagelocal/biwi_head_pose.tgz";
 }
 
-/// Archives whose size and md5 are known: (URL, bytes, md5).
-const KNOWN: &[(&str, u64, &str)] =
-    &[(URLs::PETS, 811_706_944, "e4db5c768afd933bb91f5f594d7417a4")];
+/// Archives whose size and md5 are known: (URL, bytes, md5 of the first MiB). These are fastai
+/// v1's own checks (`datasets.py`), which hash only the first 2**20 bytes of each archive.
+const KNOWN: &[(&str, u64, &str)] = &[
+    (URLs::PETS, 811_706_944, "e4db5c768afd933bb91f5f594d7417a4"),
+    (URLs::MNIST, 15_683_414, "03639f83c4e3d19e0a3a53a8a997c487"),
+    (
+        URLs::CAMVID,
+        598_913_237,
+        "648371e4f3a833682afb39b08a3ce2aa",
+    ),
+    (
+        URLs::CAMVID_TINY,
+        2_314_212,
+        "2cf6daf91b7a2083ecfa3e9968e9d915",
+    ),
+    (
+        URLs::BIWI_HEAD_POSE,
+        452_316_199,
+        "00f4ccf66e8cba184bc292fdc08fb237",
+    ),
+    (
+        URLs::PLANET_SAMPLE,
+        15_523_994,
+        "8bfb174b3162f07fbde09b54555bdb00",
+    ),
+    (
+        URLs::PLANET_TINY,
+        997_569,
+        "490873c5683454d4b2611fb1f00a68a9",
+    ),
+];
 
 /// The size and md5 of a known archive (by its canonical `https://s3.amazonaws.com/...` URL).
 /// For the others only the server's `Content-Length` is checked.
@@ -114,8 +142,8 @@ pub fn known_checksum(url: &str) -> Option<Checksum> {
         .find(|k| k.0 == url)
         .map(|&(_, size, md5)| Checksum {
             size: Some(size),
-            md5: Some(md5.to_string()),
-            sha256: None,
+            md5_head: Some(md5.to_string()),
+            ..Default::default()
         })
 }
 

@@ -490,6 +490,25 @@ impl<D: Data + 'static> Learner<D> {
         self.fit_one_cycle_with(epochs, sched)
     }
 
+    /// [`fit_one_cycle`](Self::fit_one_cycle) with another warm-up share: fastai's
+    /// `fit_one_cycle(epochs, max_lr, pct_start=...)` (lesson 3's camvid uses 0.9 and 0.8).
+    pub fn fit_one_cycle_pct(
+        &mut self,
+        epochs: usize,
+        max_lr: Option<Lr>,
+        pct_start: f64,
+    ) -> Result<()> {
+        if !(0.0..=1.0).contains(&pct_start) {
+            bail!("pct_start is a share of the iterations, in [0, 1]; got {pct_start}");
+        }
+        let mut sched = OneCycle::new(
+            max_lr.unwrap_or(DEFAULT_LR).per_group(self.n_groups),
+            epochs * self.data.n_train_batches(),
+        );
+        sched.pct_start = pct_start;
+        self.fit_one_cycle_with(epochs, sched)
+    }
+
     /// One cycle with a custom schedule (pct_start, div_factor, moms).
     pub fn fit_one_cycle_with(&mut self, epochs: usize, sched: OneCycle) -> Result<()> {
         self.fit_with(epochs, &mut [&mut OneCycleSchedule(sched)])
