@@ -93,6 +93,14 @@ pub fn fashion_mnist_dir() -> PathBuf {
     data_dir().join("fashion_mnist")
 }
 
+/// The offline lesson-3 data (`<data>/lesson3_offline`), made by `install.sh` from the
+/// Fashion-MNIST items: `multilabel/` (mosaics, `labels.csv` with space-separated tags),
+/// `segmentation/` (`images/`, `labels/<stem>_P.png` masks, `codes.txt`, `valid.txt`) and
+/// `points/` (`images/`, `centers.csv` with each item's centre). Its `README.txt` has the details.
+pub fn lesson3_dir() -> PathBuf {
+    data_dir().join("lesson3_offline")
+}
+
 /// The offline MNIST digits (`<data>/mnist_offline`), in the layout of `untar_data(URLs::MNIST)`:
 /// `training/<digit>/<n>.png` (8,000) and `testing/<digit>/<n>.png` (2,000, a seeded fifth of each
 /// digit), 28x28 grayscale, white ink on black. These are the 10,000 digits of the npm package

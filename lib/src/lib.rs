@@ -12,7 +12,7 @@ pub mod interpret;
 pub mod learner;
 pub mod models;
 
-pub use config::{data_dir, home, models_dir, OfflineWeights};
+pub use config::{data_dir, home, lesson3_dir, models_dir, OfflineWeights};
 pub use device::{device, device_info, DeviceInfo};
 pub use error::{Error, Result};
 /// The `image` crate (its `RgbImage` is what `open_image` returns), for notebooks that need it.
@@ -21,7 +21,7 @@ pub use image;
 /// Everything a vision notebook needs, in one import.
 pub mod vision {
     pub use crate::config::{
-        data_dir, fashion_mnist_dir, home, mnist_dir, models_dir, OfflineWeights,
+        data_dir, fashion_mnist_dir, home, lesson3_dir, mnist_dir, models_dir, OfflineWeights,
     };
     pub use crate::data::{
         download_images, download_images_with, download_url, get_files, get_image_files,
