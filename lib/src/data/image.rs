@@ -93,11 +93,31 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage, String> {
     if reader.format().is_none() {
         return Err("not an image format we can read (jpeg, png, gif, bmp, webp, tiff)".into());
     }
+    if reader.format() == Some(image::ImageFormat::Jpeg) && !jpeg_is_complete(bytes) {
+        // The decoder fills the missing rows with grey without a word; PIL calls this
+        // "image file is truncated".
+        return Err(
+            "the JPEG file is truncated: it ends before its end-of-image marker \
+                    (an interrupted download?); download it again or delete it"
+                .into(),
+        );
+    }
     let img = reader.decode().map_err(|e| e.to_string())?;
     if img.width() == 0 || img.height() == 0 {
         return Err("the image has no pixels".into());
     }
     Ok(img.to_rgb8())
+}
+
+/// Whether a JPEG stream reaches its end-of-image marker (FF D9) after its last scan (FF DA).
+/// Inside the compressed data a literal FF byte is always followed by 00, so a marker found there
+/// is real; an EOI inside an embedded thumbnail comes before the main image's scans.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let marker = |m: u8| bytes.windows(2).rposition(|w| w == [0xFF, m]);
+    match (marker(0xDA), marker(0xD9)) {
+        (Some(sos), Some(eoi)) => eoi > sos,
+        _ => false,
+    }
 }
 
 /// Width and height of an image file, read from its header only (fast).
@@ -167,5 +187,31 @@ mod tests {
             decode_image(&jpg[..jpg.len() / 3]).is_err(),
             "a truncated jpeg must not decode silently"
         );
+    }
+
+    #[test]
+    fn a_jpeg_cut_anywhere_is_reported_as_truncated() {
+        // a detailed picture, so that the compressed data is long
+        let rgb = DynamicImage::ImageRgb8(ImageBuffer::from_fn(160, 120, |x, y| {
+            image::Rgb([
+                (x * 7 % 256) as u8,
+                (y * 13 % 256) as u8,
+                ((x * y) % 256) as u8,
+            ])
+        }));
+        let jpg = encode(rgb, ImageFormat::Jpeg);
+        assert!(decode_image(&jpg).is_ok());
+        for cut in [jpg.len() / 2, jpg.len() * 9 / 10, jpg.len() - 2] {
+            let err = decode_image(&jpg[..cut]).unwrap_err();
+            assert!(
+                err.contains("truncated"),
+                "cut at {cut} of {}: {err}",
+                jpg.len()
+            );
+        }
+        // bytes after the end marker (some cameras and servers add them) are fine
+        let mut padded = jpg.clone();
+        padded.extend_from_slice(&[0, 0, 0, 0x42]);
+        assert!(decode_image(&padded).is_ok());
     }
 }

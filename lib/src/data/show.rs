@@ -82,6 +82,60 @@ pub fn show_image(t: &Tensor, title: &str, figsize: (f32, f32)) -> Result<(), Da
     Ok(())
 }
 
+/// Shows an image file with its mask blended over it, a colour per class id (fastai v1's
+/// `img.show(y=mask)`). The mask must have the image's size.
+pub fn show_with_mask(image: &Path, mask: &Path, figsize: (f32, f32)) -> Result<(), DataError> {
+    let img = open_image(image)?;
+    let m = super::image::open_mask(mask)?;
+    if m.dimensions() != img.dimensions() {
+        return Err(DataError::Other(format!(
+            "the mask {} is {}x{} but the image {} is {}x{}",
+            mask.display(),
+            m.width(),
+            m.height(),
+            image.display(),
+            img.width(),
+            img.height()
+        )));
+    }
+    let ids = Tensor::from_slice(m.as_raw()).view([m.height() as i64, m.width() as i64]);
+    let title = image
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let png = image_grid(&[(overlay_mask(&img, &ids), title.clone())], 1, 1, figsize);
+    display(&Rich::png(png, &format!("{title} with its mask")));
+    Ok(())
+}
+
+/// Shows an image file with points `[y, x]` (in its pixels) drawn on it (fastai v1's
+/// `img.show(y=points)`).
+pub fn show_with_points(
+    image: &Path,
+    points: &[[f32; 2]],
+    figsize: (f32, f32),
+) -> Result<(), DataError> {
+    let img = open_image(image)?;
+    let (h, w) = (img.height() as f32, img.width() as f32);
+    let scaled: Vec<f32> = points
+        .iter()
+        .flat_map(|&[y, x]| [2.0 * y / h - 1.0, 2.0 * x / w - 1.0])
+        .collect();
+    let pts = Tensor::from_slice(&scaled).view([-1, 2]);
+    let title = image
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let png = image_grid(
+        &[(draw_points(&img, &pts, POINT_COLOR), title.clone())],
+        1,
+        1,
+        figsize,
+    );
+    display(&Rich::png(png, &format!("{title} with its points")));
+    Ok(())
+}
+
 impl ImageDataBunch {
     /// Shows `rows x rows` training images with their labels (fastai: `data.show_batch(rows=3,
     /// figsize=(7,6))`), inline in a notebook or as a PNG file in a plain program. Each call
