@@ -674,3 +674,52 @@ fn check_png(png: &[u8], dims: (u32, u32)) {
         "something is drawn"
     );
 }
+
+#[test]
+fn test_time_augmentation_blends_views_with_the_plain_prediction() {
+    let dir = TempDir::new("block-tta");
+    let items = make(&dir, 20);
+    let data = ImageList::from_folder(dir.join("images"))
+        .unwrap()
+        .split_by_fname_file("valid.txt")
+        .unwrap()
+        .label_from_func(|p| Some(colour_of(p, &items)))
+        .unwrap()
+        .transform(get_transforms(), 32)
+        .databunch_with(opts().bs(4))
+        .unwrap()
+        .normalize(imagenet_stats());
+    let mut learn = cnn_learner_with(
+        data,
+        models::resnet18,
+        &[error_rate],
+        LearnerOptions::default().pretrained(false),
+    )
+    .unwrap();
+    learn.fit(1, 1e-3).unwrap();
+    let (plain, y) = learn.get_preds().unwrap();
+    let close = |a: &Tensor, b: &Tensor| (a - b).abs().max().double_value(&[]) < 1e-6;
+    let (none, y0) = learn.tta_with(0, Some(0.4), 1.35).unwrap();
+    assert!(
+        close(&none, &plain) && y0.equal(&y),
+        "no views: the plain prediction"
+    );
+    let (all_plain, _) = learn.tta_with(8, Some(1.0), 1.35).unwrap();
+    assert!(
+        close(&all_plain, &plain),
+        "beta 1 keeps only the plain prediction"
+    );
+    let (views, _) = learn.tta_with(8, None, 1.35).unwrap();
+    let (blend, y2) = learn.tta().unwrap();
+    assert!(y2.equal(&y) && blend.size() == plain.size());
+    assert!(
+        !close(&views, &plain),
+        "zoomed, flipped views predict differently"
+    );
+    assert!(
+        close(&blend, &(&plain * 0.4 + &views * 0.6)),
+        "fastai's beta 0.4 blend"
+    );
+    let sums = blend.sum_dim_intlist(1, false, Kind::Float);
+    assert!(close(&sums, &sums.ones_like()), "still probabilities");
+}

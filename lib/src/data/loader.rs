@@ -46,6 +46,16 @@ pub struct Batch {
     pub indices: Vec<usize>,
 }
 
+/// A fixed view of every image, for test-time augmentation: the crop window and zoom centre
+/// at `corner` (row, column in 0..=1), zoomed by `scale`, flipped or not. Rotation, warp and
+/// lighting are still drawn from the loader's `tfms`, if any.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TtaView {
+    pub corner: (f32, f32),
+    pub scale: f32,
+    pub flip: bool,
+}
+
 /// Loads batches of (image, target) from a list of files.
 pub struct DataLoader {
     items: Arc<Vec<PathBuf>>,
@@ -65,6 +75,8 @@ pub struct DataLoader {
     pub size: (usize, usize),
     pub device: Device,
     pub stats: Option<Stats>,
+    /// Every image seen through this view (test-time augmentation).
+    pub tta: Option<TtaView>,
     c: usize,
     seed: u64,
     epoch: u64,
@@ -120,6 +132,7 @@ impl DataLoader {
             size,
             device: Device::Cpu,
             stats: None,
+            tta: None,
             seed: 42,
             epoch: 0,
             prefetch: 3,
@@ -191,6 +204,7 @@ impl DataLoader {
             y_len: y_len(&self.targets, self.c, self.size),
             c: self.c,
             tfms: self.tfms.clone(),
+            tta: self.tta,
             size: self.size,
             seed: self.seed,
             epoch,
@@ -281,6 +295,7 @@ struct Job {
     y_len: usize,
     c: usize,
     tfms: Option<Transforms>,
+    tta: Option<TtaView>,
     size: (usize, usize),
     seed: u64,
     epoch: u64,
@@ -397,6 +412,12 @@ impl Job {
             }
             None => Augment::center(),
         };
+        if let Some(v) = self.tta {
+            aug.crop = v.corner;
+            aug.zoom = v.scale;
+            aug.zoom_center = v.corner;
+            aug.dihedral = v.flip as u8;
+        }
         render(&img, self.size.0, self.size.1, &aug, self.norm, x);
         if !self.tfm_y {
             aug = Augment::center();

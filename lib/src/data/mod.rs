@@ -47,7 +47,7 @@ pub use external::{
 pub use files::{get_files, get_image_files, is_image_file, PathExt, IMAGE_EXTENSIONS};
 pub use image::{open_image, open_mask};
 pub use labels::{LabelList, Labels};
-pub use loader::{imagenet_stats, Batch, DataLoader, Stats};
+pub use loader::{imagenet_stats, Batch, DataLoader, Stats, TtaView};
 pub use show::{show_image, show_with_mask, show_with_points};
 pub use tensors::{tensors_from_folder, Data, DataBunch, TensorLoader};
 pub use transforms::{get_transforms, Transforms};

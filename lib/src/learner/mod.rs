@@ -31,6 +31,7 @@ pub mod recorder;
 pub mod results;
 pub mod schedule;
 pub mod summary;
+pub mod tta;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
