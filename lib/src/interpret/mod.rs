@@ -16,6 +16,7 @@
 //! ```
 
 pub mod cleaner;
+pub mod gradcam;
 mod plots;
 
 use std::path::PathBuf;

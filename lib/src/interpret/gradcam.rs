@@ -1,0 +1,231 @@
+//! Grad-CAM: where in an image the network looked for a class (lesson 6's heatmap, fastai v1's
+//! `plot_top_losses(heatmap=True)`).
+//!
+//! Hook the body's output and its gradient, take the gradient of the class's score, average it
+//! over the positions (one weight per channel), weigh the channels of the activation map with
+//! it, keep the positive part and scale it up to the image.
+
+use std::path::Path;
+
+use image::RgbImage;
+use tch::{Device, Kind, Tensor};
+
+use super::plots::titled_grid;
+use super::ClassificationInterpretation;
+use crate::bail;
+use crate::data::open_image;
+use crate::data::show::open_resized;
+use crate::data::transforms::{render, Augment};
+use crate::display::{display, Rich};
+use crate::error::Result;
+use crate::learner::Learner;
+
+/// The hook point Grad-CAM reads by default: the body's output (a `cnn_learner` model's).
+pub const BODY: &str = "body";
+
+impl Learner {
+    /// The Grad-CAM map of `image` for `class` (`None`: the predicted class), at the data's
+    /// image size, `(H, W)` in [0, 1] on the CPU; with the class used.
+    pub fn grad_cam(
+        &self,
+        image: impl AsRef<Path>,
+        class: Option<usize>,
+    ) -> Result<(Tensor, usize)> {
+        self.grad_cam_at(image, class, BODY)
+    }
+
+    /// [`grad_cam`](Self::grad_cam) on the activations of another hook point (a layer name such
+    /// as `layer3` for a resnet, or a point of your own model).
+    pub fn grad_cam_at(
+        &self,
+        image: impl AsRef<Path>,
+        class: Option<usize>,
+        point: &str,
+    ) -> Result<(Tensor, usize)> {
+        let img = open_image(image.as_ref())?;
+        let (h, w) = self.data.size;
+        let mut buf = vec![0f32; 3 * h * w];
+        let norm = self.data.stats.map(|s| (s.mean, s.std));
+        render(&img, h, w, &Augment::center(), norm, &mut buf);
+        let x = Tensor::from_slice(&buf)
+            .view([1, 3, h as i64, w as i64])
+            .to_device(self.device());
+        self.grad_cam_tensor(&x, class, point)
+    }
+
+    /// Grad-CAM of an image batch of one `(1, 3, H, W)`, already normalized.
+    pub fn grad_cam_tensor(
+        &self,
+        x: &Tensor,
+        class: Option<usize>,
+        point: &str,
+    ) -> Result<(Tensor, usize)> {
+        let hook = self.hook_output(point, true)?;
+        let out = tch::with_grad(|| self.model.forward_t(x, false));
+        let (Some(acts), true) = (hook.stored(), out.dim() == 2) else {
+            bail!(
+                "Grad-CAM needs a classifier whose model passes the hook point {point:?} \
+                 (cnn_learner models pass \"body\")"
+            );
+        };
+        let n_out = out.size()[1] as usize;
+        let class = match class {
+            Some(c) if c < n_out => c,
+            Some(c) => bail!("class {c} is not one of the model's {n_out} outputs"),
+            None => out.get(0).argmax(0, false).int64_value(&[]) as usize,
+        };
+        out.get(0).get(class as i64).backward();
+        let grads = hook.grad();
+        drop(hook);
+        // backward() also left gradients on the trainable weights: clear them, so that training
+        // afterwards starts from a clean slate
+        for (_, v) in self.model.var_store().variables() {
+            let mut v = v.shallow_clone();
+            if v.grad().defined() {
+                v.zero_grad();
+            }
+        }
+        let Some(grads) = grads else {
+            bail!("no gradient reached the hook point {point:?}");
+        };
+        if acts.dim() != 4 {
+            bail!(
+                "Grad-CAM needs a (N, C, h, w) activation map at {point:?}, got {:?}",
+                acts.size()
+            );
+        }
+        let acts = acts.detach().to_kind(Kind::Float);
+        let weights = grads
+            .to_kind(Kind::Float)
+            .mean_dim(&[2i64, 3][..], true, Kind::Float);
+        let cam = (acts * weights)
+            .sum_dim_intlist(1, true, Kind::Float)
+            .relu();
+        let size = [x.size()[2], x.size()[3]];
+        let cam = cam
+            .upsample_bilinear2d(size, false, None, None)
+            .squeeze()
+            .to_device(Device::Cpu);
+        let top = cam.max().double_value(&[]);
+        let cam = if top > 0.0 { cam / top } else { cam };
+        Ok((cam, class))
+    }
+
+    /// The image (as the model sees it: resized, centre-cropped) with its Grad-CAM map blended
+    /// over it.
+    pub fn heatmap_image(&self, image: impl AsRef<Path>, class: Option<usize>) -> Result<RgbImage> {
+        let image = image.as_ref();
+        let (cam, _) = self.grad_cam(image, class)?;
+        let base = open_resized(image, self.data.size)?;
+        Ok(blend_heatmap(&base, &cam, 0.6))
+    }
+
+    /// Shows an image with its Grad-CAM map for `class` (default: the predicted class).
+    pub fn show_heatmap(
+        &self,
+        image: impl AsRef<Path>,
+        class: Option<usize>,
+        figsize: (f32, f32),
+    ) -> Result<()> {
+        let image = image.as_ref();
+        let (cam, c) = self.grad_cam(image, class)?;
+        let base = open_resized(image, self.data.size)?;
+        let title = format!("Grad-CAM: {}", self.data.classes[c]);
+        let png = titled_grid(
+            &[(blend_heatmap(&base, &cam, 0.6), title.clone())],
+            1,
+            1,
+            figsize,
+        );
+        display(&Rich::png(png, &title));
+        Ok(())
+    }
+}
+
+impl ClassificationInterpretation {
+    /// fastai v1's `plot_top_losses(k, heatmap=True)`: the `k` validation images with the
+    /// largest losses, each with the Grad-CAM map of its predicted class over it.
+    pub fn plot_top_losses_heatmap(
+        &self,
+        learn: &Learner,
+        k: usize,
+        figsize: (f32, f32),
+    ) -> Result<()> {
+        let png = self.plot_top_losses_heatmap_png(learn, k, figsize)?;
+        display(&Rich::png(
+            png,
+            &format!(
+                "the {k} validation images with the largest losses, with where the model looked: \
+                 prediction/actual/loss/probability"
+            ),
+        ));
+        Ok(())
+    }
+
+    /// The `plot_top_losses_heatmap` figure as PNG bytes.
+    pub fn plot_top_losses_heatmap_png(
+        &self,
+        learn: &Learner,
+        k: usize,
+        figsize: (f32, f32),
+    ) -> Result<Vec<u8>> {
+        if self.items().is_empty() {
+            bail!("this interpretation has no images: build it with ClassificationInterpretation::from_learner");
+        }
+        let (_, idx) = self.top_losses(Some(k.max(1)));
+        let mut cells = Vec::with_capacity(idx.len());
+        for &i in &idx {
+            let img = learn.heatmap_image(&self.items()[i], Some(self.preds()[i]))?;
+            cells.push((img, self.title(i)));
+        }
+        let side = (cells.len() as f64).sqrt().ceil() as usize;
+        Ok(titled_grid(&cells, side, side, figsize))
+    }
+}
+
+/// Matplotlib's `magma` colour map at a few stops (black - purple - orange - pale yellow), the
+/// one fastai draws heatmaps with.
+const MAGMA: [[f32; 3]; 6] = [
+    [0.0, 0.0, 4.0],
+    [59.0, 15.0, 112.0],
+    [140.0, 41.0, 129.0],
+    [222.0, 73.0, 104.0],
+    [254.0, 159.0, 109.0],
+    [252.0, 253.0, 191.0],
+];
+
+fn magma(t: f32) -> [f32; 3] {
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let x = t * (MAGMA.len() - 1) as f32;
+    let i = (x.floor() as usize).min(MAGMA.len() - 2);
+    let f = x - i as f32;
+    let (a, b) = (MAGMA[i], MAGMA[i + 1]);
+    [
+        a[0] + (b[0] - a[0]) * f,
+        a[1] + (b[1] - a[1]) * f,
+        a[2] + (b[2] - a[2]) * f,
+    ]
+}
+
+/// `img` with the map `(H, W)` in [0, 1] drawn over it in `magma` at `alpha` (fastai: 0.6).
+pub fn blend_heatmap(img: &RgbImage, cam: &Tensor, alpha: f32) -> RgbImage {
+    let (h, w) = (cam.size()[0] as u32, cam.size()[1] as u32);
+    let v = Vec::<f32>::try_from(cam.to_kind(Kind::Float).flatten(0, -1)).expect("float map");
+    let base = if img.dimensions() == (w, h) {
+        img.clone()
+    } else {
+        image::imageops::resize(img, w, h, image::imageops::FilterType::Triangle)
+    };
+    let mut out = base;
+    for (px, &t) in out.pixels_mut().zip(&v) {
+        let c = magma(t);
+        for k in 0..3 {
+            px.0[k] = ((1.0 - alpha) * px.0[k] as f32 + alpha * c[k]).round() as u8;
+        }
+    }
+    out
+}

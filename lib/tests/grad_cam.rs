@@ -1,0 +1,167 @@
+//! Grad-CAM on a task whose answer sits in a known place: grey noise pictures with one coloured
+//! square in a random quadrant; the class is the square's colour. A classifier trained on it
+//! (the offline MobileNetV2 body) must look at the square: of the four quadrants, the square's
+//! holds the most of the map's mass. The map has the image's size and lies in [0, 1]; the top-losses figure draws.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::tmp::TempDir;
+use fastai::vision::*;
+use image::{Rgb, RgbImage};
+
+const SIDE: u32 = 192;
+
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, n: u32) -> u32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 33) % n as u64) as u32
+    }
+}
+
+/// `n` pictures; returns each file with its quadrant (0 top-left, 1 top-right, 2 bottom-left,
+/// 3 bottom-right).
+fn make(dir: &Path, n: usize) -> Vec<(PathBuf, u32)> {
+    let mut rng = Lcg(3);
+    let mut out = Vec::new();
+    for i in 0..n {
+        let colour = i % 2; // 0 red, 1 blue
+        let quadrant = rng.next(4);
+        let mut img = RgbImage::from_fn(SIDE, SIDE, |_, _| {
+            let g = 100 + rng.next(56) as u8;
+            Rgb([g, g, g])
+        });
+        let half = SIDE / 2;
+        let (qx, qy) = ((quadrant % 2) * half, (quadrant / 2) * half);
+        let side = 56;
+        let (x0, y0) = (
+            qx + 6 + rng.next(half - side - 12),
+            qy + 6 + rng.next(half - side - 12),
+        );
+        for y in y0..y0 + side {
+            for x in x0..x0 + side {
+                img.put_pixel(
+                    x,
+                    y,
+                    if colour == 0 {
+                        Rgb([210, 30, 30])
+                    } else {
+                        Rgb([30, 50, 210])
+                    },
+                );
+            }
+        }
+        let class = if colour == 0 { "red" } else { "blue" };
+        std::fs::create_dir_all(dir.join(class)).unwrap();
+        let file = dir.join(class).join(format!("{i:03}.png"));
+        img.save(&file).unwrap();
+        out.push((file, quadrant));
+    }
+    out
+}
+
+#[test]
+fn grad_cam_looks_where_the_answer_is() {
+    let dir = TempDir::new("gradcam");
+    let items = make(&dir, 96);
+    let data = ImageList::from_folder(&*dir)
+        .unwrap()
+        .split_by_rand_pct(0.25)
+        .unwrap()
+        .label_from_folder()
+        .unwrap()
+        .transform(None, SIDE as usize)
+        .databunch_with(
+            DataOptions::default()
+                .bs(16)
+                .num_workers(2)
+                .device(Device::Cpu),
+        )
+        .unwrap()
+        .normalize(imagenet_stats());
+    let mut learn = cnn_learner(data, models::mobilenet_v2, &[error_rate]).unwrap();
+    learn.remove_cb::<ProgressCallback>();
+    learn.fit_one_cycle(8, Some(Lr::Single(1e-2))).unwrap();
+    let (_, m) = learn.validate().unwrap();
+    assert!(
+        m[0].1 < 0.1,
+        "the task is learned first: error rate {}",
+        m[0].1
+    );
+
+    let (mut on_target, mut checked) = (0, 0);
+    for (file, quadrant) in items.iter().take(24) {
+        let (cam, class) = learn.grad_cam(file, None).unwrap();
+        assert_eq!(cam.size(), [SIDE as i64, SIDE as i64], "the image's size");
+        let (lo, hi) = (cam.min().double_value(&[]), cam.max().double_value(&[]));
+        assert!(lo >= 0.0 && hi <= 1.0 + 1e-6, "in [0, 1]: {lo}..{hi}");
+        let actual = if file.parent().unwrap().ends_with("red") {
+            "red"
+        } else {
+            "blue"
+        };
+        if learn.data.classes[class] != actual {
+            continue; // a mistake: no claim about where it looked
+        }
+        let half = SIDE as i64 / 2;
+        let mass = |q: i64| {
+            cam.narrow(0, (q / 2) * half, half)
+                .narrow(1, (q % 2) * half, half)
+                .sum(Kind::Float)
+                .double_value(&[])
+        };
+        let masses: Vec<f64> = (0..4).map(mass).collect();
+        let best = (0..4)
+            .max_by(|&a, &b| masses[a].total_cmp(&masses[b]))
+            .unwrap();
+        checked += 1;
+        if best == *quadrant as usize {
+            on_target += 1;
+        }
+    }
+    assert!(checked >= 20, "the model got {checked} of 24 right");
+    assert!(
+        on_target as f64 >= 0.8 * checked as f64,
+        "the square's quadrant holds the most of the map for only {on_target} of {checked} images"
+    );
+
+    // for another class, and errors
+    let (_, c) = learn.grad_cam(&items[0].0, Some(1)).unwrap();
+    assert_eq!(c, 1);
+    assert!(learn
+        .grad_cam(&items[0].0, Some(5))
+        .unwrap_err()
+        .to_string()
+        .contains("class 5"));
+    assert!(learn
+        .grad_cam_at(&items[0].0, None, "no_such_layer")
+        .unwrap_err()
+        .to_string()
+        .contains("no_such_layer"));
+    // no gradients left behind on the weights
+    learn.unfreeze();
+    let left: f64 = learn
+        .model
+        .var_store()
+        .trainable_variables()
+        .iter()
+        .filter(|v| v.grad().defined())
+        .map(|v| v.grad().abs().sum(Kind::Float).double_value(&[]))
+        .sum();
+    assert_eq!(left, 0.0);
+
+    let interp = ClassificationInterpretation::from_learner(&mut learn).unwrap();
+    let png = interp
+        .plot_top_losses_heatmap_png(&learn, 4, (6.0, 6.0))
+        .unwrap();
+    if std::env::var_os("FASTAI_KEEP_TEST_FILES").is_some() {
+        std::fs::write(dir.join("heatmaps.png"), &png).unwrap();
+    }
+    let img = image::load_from_memory(&png).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), (600, 600));
+}
