@@ -80,8 +80,7 @@ impl Canvas {
 
 /// A title that fits `max_w` pixels at `size` px: shortened with "..." when needed.
 pub fn fit_text(text: &str, size: f64, max_w: u32) -> String {
-    let font = (TITLE_FONT, size).into_font();
-    let width = |s: &str| font.box_size(s).map(|(w, _)| w).unwrap_or(0);
+    let width = |s: &str| super::paint::text_width(s, size as f32).ceil() as u32;
     if width(text) <= max_w {
         return text.to_string();
     }
@@ -104,6 +103,7 @@ pub fn image_grid(
     figsize: (f32, f32),
 ) -> Vec<u8> {
     let mut canvas = Canvas::from_figsize(figsize);
+    let mut titles: Vec<(String, f32, f32, f32)> = Vec::new();
     {
         let root = canvas.area();
         let cells = root.split_evenly((rows.max(1), cols.max(1)));
@@ -130,19 +130,26 @@ pub fn image_grid(
                 let _ = cell.draw(&elem);
             }
             let text = fit_text(title, font_px, cw.saturating_sub(2 * pad));
-            let style = TextStyle::from((TITLE_FONT, font_px).into_font())
-                .color(&BLACK)
-                .pos(plotters::style::text_anchor::Pos::new(
-                    plotters::style::text_anchor::HPos::Center,
-                    plotters::style::text_anchor::VPos::Top,
-                ));
-            let _ = cell.draw(&Text::new(
+            let (ox, oy) = cell.get_base_pixel();
+            titles.push((
                 text,
-                ((cw / 2) as i32, (font_px * 0.25) as i32),
-                style,
+                (ox + (cw / 2) as i32) as f32,
+                (oy as f64 + font_px * 0.25) as f32,
+                font_px as f32,
             ));
         }
         let _ = root.present();
+    }
+    // titles with the glyphs' own spacing (plotters' text drops each glyph's side bearing:
+    // "5.74" read "5. 74")
+    for (text, x, y, px) in titles {
+        canvas.text(
+            &text,
+            (x, y),
+            px,
+            (super::paint::Align::Center, super::paint::Align::Start),
+            BLACK,
+        );
     }
     canvas.to_png()
 }

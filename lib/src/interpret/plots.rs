@@ -10,6 +10,7 @@ use plotters::style::FontTransform;
 
 use super::ClassificationInterpretation;
 use crate::display::figure::{fit_text, Canvas, TITLE_FONT};
+use crate::display::paint::Align;
 use crate::display::{display, Rich};
 use crate::error::{Error, Result};
 
@@ -18,11 +19,7 @@ fn chart_err<E: std::fmt::Debug>(e: E) -> Error {
 }
 
 fn text_width(text: &str, px: f64) -> u32 {
-    (TITLE_FONT, px)
-        .into_font()
-        .box_size(text)
-        .map(|(w, _)| w)
-        .unwrap_or(0)
+    crate::display::paint::text_width(text, px as f32).ceil() as u32
 }
 
 fn style(px: f64, color: &'static RGBColor, h: HPos, v: VPos) -> TextStyle<'static> {
@@ -327,6 +324,7 @@ pub(super) fn titled_grid(
     let n_lines = titles.iter().map(|t| t.len()).max().unwrap_or(1) as u32;
     // margin above the title, the title, a gap, the image, a wider gap before the next row
     let title_h = pad + n_lines * line_h + pad / 2;
+    let mut texts: Vec<(String, f32, f32)> = Vec::new();
     {
         let root = canvas.area();
         for (k, ((img, _), lines)) in cells.iter().zip(&titles).enumerate() {
@@ -352,15 +350,24 @@ pub(super) fn titled_grid(
                     let _ = root.draw(&elem);
                 }
             }
-            let s = style(px, &BLACK, HPos::Center, VPos::Top);
             // lines sit at the bottom of the title band, just above the image
             let first = cy + pad + (n_lines - lines.len() as u32) * line_h;
             for (l, line) in lines.iter().enumerate() {
                 let y = first + l as u32 * line_h;
-                let _ = root.draw_text(line, &s, ((cx + cw / 2) as i32, y as i32));
+                texts.push((line.clone(), (cx + cw / 2) as f32, y as f32));
             }
         }
         let _ = root.present();
+    }
+    // drawn with the glyphs' own spacing (plotters' text put a gap after every '.')
+    for (line, x, y) in texts {
+        canvas.text(
+            &line,
+            (x, y),
+            px as f32,
+            (Align::Center, Align::Start),
+            BLACK,
+        );
     }
     canvas.to_png()
 }
