@@ -63,3 +63,30 @@ def test_display_ids_differ_across_cells(kernel):
     a = kernel.run('DisplayHandle::new(&Rich::text("a")).id().to_string()').result()
     b = kernel.run('DisplayHandle::new(&Rich::text("b")).id().to_string()').result()
     assert a != b
+
+
+def test_the_live_loss_chart_grows_in_the_progress_display(kernel):
+    # fastai's ShowGraph: off by default; switched on, every epoch (and every 4 batches) redraws
+    # the chart inside the progress display - one display id, several updates with a chart.
+    code = r'''
+tch::manual_seed(0);
+let x = Tensor::randn([256, 2], (Kind::Float, Device::Cpu));
+let y = x.sum_dim_intlist(1, false, Kind::Float).gt(0.0).to_kind(Kind::Int64);
+let data = DataBunch::from_tensors((x.narrow(0, 0, 192), y.narrow(0, 0, 192)), (x.narrow(0, 192, 64), y.narrow(0, 192, 64)), 16)?.to_device(Device::Cpu);
+let model = Net::new(Device::Cpu, |p| nn::seq().add(nn::linear(p / "fc", 2, 2, Default::default())));
+let mut learn = Learner::new(data, model, cross_entropy_flat(), &[accuracy])?;
+learn.fit(1, 1e-2)?;
+learn.show_graph_every(Some(4));
+learn.fit(3, 1e-2)?;
+'''
+    cell = kernel.run(code)
+    assert cell.status == "ok", cell.reply["content"]
+    shown = [m for m in cell.of_type("display_data") if "train_loss" in m["data"].get("text/html", "")]
+    assert len(shown) == 2, "one progress display per fit"
+    first_id, second_id = (m["transient"]["display_id"] for m in shown)
+    updates = lambda i: [u for u in cell.of_type("update_display_data") if u["transient"]["display_id"] == i]
+    assert not any("data:image/png" in u["data"]["text/html"] for u in updates(first_id)), "off by default"
+    charts = [u for u in updates(second_id) if "data:image/png;base64," in u["data"]["text/html"]]
+    # 3 epochs x 12 batches: every 4 batches and after each epoch
+    assert len(charts) >= 6, len(charts)
+    assert "<table" in charts[-1]["data"]["text/html"], "the chart is under the table, in the same display"

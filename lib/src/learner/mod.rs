@@ -382,6 +382,23 @@ impl<D: Data + ?Sized> Learner<D> {
         Ok(taps.hook_output(name, grad))
     }
 
+    /// fastai's `ShowGraph`: a chart of the training and validation losses, drawn under the
+    /// progress table and redrawn in place after every epoch (and every `every` batches, with
+    /// [`show_graph_every`](Self::show_graph_every)). Off by default; only in the fastai kernel
+    /// (elsewhere `recorder.plot_losses()` after training).
+    pub fn show_graph(&mut self, on: bool) -> &mut Self {
+        self.show_graph_every(if on { Some(0) } else { None })
+    }
+
+    /// [`show_graph`](Self::show_graph), also redrawn every `every` batches (`Some(0)`: only
+    /// after each epoch; `None`: off).
+    pub fn show_graph_every(&mut self, every: Option<usize>) -> &mut Self {
+        if let Some(p) = self.cb_mut::<progress::ProgressCallback>() {
+            p.graph_every = every;
+        }
+        self
+    }
+
     /// Saves the weights to `<model_dir>/<name>.safetensors` (written to a temporary file and
     /// renamed, so a crash never leaves a half file in place of a good one). Returns the path.
     pub fn save(&self, name: &str) -> Result<PathBuf> {

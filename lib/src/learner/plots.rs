@@ -85,6 +85,16 @@ impl Recorder {
     }
 
     pub fn plot_losses_png(&self) -> Result<Vec<u8>> {
+        self.losses_chart(None, (6.4, 4.4))
+    }
+
+    /// The losses chart; with `iters`, the x axis spans that many batches (the whole fit, so
+    /// a chart redrawn while training grows into its frame).
+    pub(crate) fn losses_chart(
+        &self,
+        iters: Option<usize>,
+        figsize: (f32, f32),
+    ) -> Result<Vec<u8>> {
         if self.smooth_losses.is_empty() {
             return Err(Error::Msg("nothing recorded yet: train first".into()));
         }
@@ -102,7 +112,10 @@ impl Recorder {
             .label("Train")
             .xlabel("Batches processed")
             .ylabel("Loss")
-            .figsize((6.4, 4.4));
+            .figsize(figsize);
+        if let Some(n) = iters {
+            chart = chart.xlim(0.0, n.max(self.smooth_losses.len()) as f64);
+        }
         if !vx.is_empty() {
             chart = chart
                 .line(&vx, &vy)

@@ -24,6 +24,11 @@ pub struct ProgressCallback {
     fit_start: Instant,
     epoch_start: Instant,
     last_draw: Instant,
+    /// The live loss chart (fastai's `ShowGraph`): redrawn after every epoch and every this
+    /// many batches; `None` = off (the default). See [`crate::learner::Learner::show_graph`].
+    pub graph_every: Option<usize>,
+    /// The chart's last drawing, as a base64 PNG.
+    graph: Option<String>,
 }
 
 /// A display with no rows yet; the metric columns are the learner's, read when a fit starts.
@@ -40,6 +45,8 @@ impl Default for ProgressCallback {
             fit_start: now,
             epoch_start: now,
             last_draw: now,
+            graph_every: None,
+            graph: None,
         }
     }
 }
@@ -106,8 +113,24 @@ impl ProgressCallback {
         } else {
             String::new()
         };
-        let html = format!("<div>{epochs}{batch}{}</div>", self.table_html());
+        let graph = self.graph.as_ref().map_or(String::new(), |b64| {
+            format!("<div><img src='data:image/png;base64,{b64}' alt='training and validation loss'/></div>")
+        });
+        let html = format!("<div>{epochs}{batch}{}{graph}</div>", self.table_html());
         Rich::html(html, self.text_table())
+    }
+
+    /// Redraws the loss chart from the recorder (when the graph is on).
+    fn redraw_graph(&mut self, l: &AnyLearner) {
+        if self.graph_every.is_none() || !self.live {
+            return;
+        }
+        let s = &l.state;
+        let iters = s.n_epochs * s.n_batches;
+        if let Ok(png) = l.recorder.losses_chart(Some(iters), (6.0, 3.6)) {
+            use base64::Engine;
+            self.graph = Some(base64::engine::general_purpose::STANDARD.encode(png));
+        }
     }
 
     fn draw(&mut self, s: &FitState, state: BarState) {
@@ -137,6 +160,7 @@ impl Callback for ProgressCallback {
         self.metric_names = l.metrics.iter().map(|m| m.name()).collect();
         self.rows.clear();
         self.handle = None;
+        self.graph = None;
         self.last_state = Some(BarState::Running);
         let s = &l.state;
         self.fit_start = Instant::now();
@@ -159,7 +183,14 @@ impl Callback for ProgressCallback {
             return;
         }
         if self.live {
-            if self.last_draw.elapsed() >= Duration::from_millis(200) {
+            let graph_due = self
+                .graph_every
+                .is_some_and(|n| n > 0 && s.batch > 0 && s.batch % n == 0);
+            if graph_due {
+                self.redraw_graph(l);
+                let s = &l.state;
+                self.draw(s, BarState::Running);
+            } else if self.last_draw.elapsed() >= Duration::from_millis(200) {
                 self.draw(s, BarState::Running);
             }
         } else if self.tty && self.last_draw.elapsed() >= Duration::from_millis(200) {
@@ -185,6 +216,8 @@ impl Callback for ProgressCallback {
         row.push(format_time(self.epoch_start.elapsed()));
         if self.live {
             self.rows.push(row);
+            self.redraw_graph(l);
+            let s = &l.state;
             self.draw(s, BarState::Running);
         } else {
             if self.tty {
