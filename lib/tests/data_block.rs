@@ -723,3 +723,49 @@ fn test_time_augmentation_blends_views_with_the_plain_prediction() {
     let sums = blend.sum_dim_intlist(1, false, Kind::Float);
     assert!(close(&sums, &sums.ones_like()), "still probabilities");
 }
+
+#[test]
+fn augmentation_grids_show_each_version_asked_for() {
+    let dir = TempDir::new("block-aug");
+    make(&dir, 1);
+    let file = dir.join("images/pic000.png");
+    let strong = get_transforms()
+        .max_rotate(20.0)
+        .max_zoom(1.3)
+        .max_lighting(0.4)
+        .max_warp(0.4)
+        .p_affine(1.0)
+        .p_lighting(1.0);
+    let cells = fastai::data::show::augmented_versions(&file, &strong, 8, 40, 1).unwrap();
+    assert_eq!(cells.len(), 8);
+    assert!(cells.iter().all(|(img, _)| img.dimensions() == (40, 40)));
+    assert!(
+        cells
+            .iter()
+            .all(|(_, t)| t.contains("rotate") && t.contains("zoom")),
+        "p_affine 1: every draw rotates and zooms"
+    );
+    assert_ne!(cells[0].0, cells[1].0, "each cell is drawn afresh");
+    for mode in [
+        PaddingMode::Reflection,
+        PaddingMode::Zeros,
+        PaddingMode::Border,
+    ] {
+        let rot = Transforms::none()
+            .max_rotate(30.0)
+            .p_affine(1.0)
+            .padding_mode(mode);
+        let cells = fastai::data::show::augmented_versions(&file, &rot, 6, 40, 2).unwrap();
+        assert_eq!(cells.len(), 6);
+        // the pictures have no black: black corners can only be padding
+        let black_corner = cells.iter().any(|(img, _)| {
+            [(0, 0), (39, 0), (0, 39), (39, 39)]
+                .iter()
+                .any(|&(x, y)| img.get_pixel(x, y).0 == [0, 0, 0])
+        });
+        assert_eq!(black_corner, mode == PaddingMode::Zeros, "{mode:?}");
+    }
+    let none =
+        fastai::data::show::augmented_versions(&file, &Transforms::none(), 2, 40, 3).unwrap();
+    assert_eq!(none[0].1, "unchanged");
+}

@@ -9,7 +9,7 @@ use super::bunch::ImageDataBunch;
 use super::image::open_image;
 use super::labels::Labels;
 use super::loader::Stats;
-use super::transforms::{render, Augment};
+use super::transforms::{render, Augment, Transforms};
 use super::DataError;
 use crate::display::{display, figure::image_grid, Rich};
 
@@ -133,6 +133,61 @@ pub fn show_with_points(
         figsize,
     );
     display(&Rich::png(png, &format!("{title} with its points")));
+    Ok(())
+}
+
+/// `rows x cols` versions of one image under `tfms`, each drawn afresh (the lesson-6 cells
+/// that show what each augmentation does), titled with the drawn parameters. `seed` makes the
+/// draws repeatable.
+pub fn augmented_versions(
+    image: &Path,
+    tfms: &Transforms,
+    n: usize,
+    size: usize,
+    seed: u64,
+) -> Result<Vec<(RgbImage, String)>, DataError> {
+    use rand::SeedableRng;
+    let img = open_image(image)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut buf = vec![0f32; 3 * size * size];
+    (0..n)
+        .map(|_| {
+            let aug = tfms.sample(&mut rng);
+            render(&img, size, size, &aug, None, &mut buf);
+            let plane = size * size;
+            let pic = RgbImage::from_fn(size as u32, size as u32, |x, y| {
+                let at = y as usize * size + x as usize;
+                let px = |c: usize| (buf[c * plane + at].clamp(0.0, 1.0) * 255.0).round() as u8;
+                image::Rgb([px(0), px(1), px(2)])
+            });
+            let title = aug.describe();
+            Ok((
+                pic,
+                if title.is_empty() {
+                    "unchanged".into()
+                } else {
+                    title
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Shows one image under `tfms` `rows x cols` times (fastai lesson 6's `plots_f`: the image
+/// with `apply_tfms` drawn again in every cell).
+pub fn show_transforms(
+    image: &Path,
+    tfms: &Transforms,
+    (rows, cols): (usize, usize),
+    size: usize,
+    figsize: (f32, f32),
+) -> Result<(), DataError> {
+    let cells = augmented_versions(image, tfms, rows * cols, size, rand::random())?;
+    let png = image_grid(&cells, rows, cols, figsize);
+    display(&Rich::png(
+        png,
+        &format!("{} augmented versions of {}", rows * cols, image.display()),
+    ));
     Ok(())
 }
 

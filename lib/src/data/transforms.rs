@@ -30,6 +30,20 @@ pub struct Transforms {
     pub max_warp: f32,
     pub p_affine: f32,
     pub p_lighting: f32,
+    /// What is seen beyond the picture's edges after a rotation, zoom out or warp.
+    pub padding_mode: PaddingMode,
+}
+
+/// How pixels outside the source picture are filled (fastai's `padding_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PaddingMode {
+    /// The picture mirrored at its edges (fastai's default).
+    #[default]
+    Reflection,
+    /// Black.
+    Zeros,
+    /// The edge pixels repeated outwards.
+    Border,
 }
 
 /// fastai's defaults: flip, rotate +-10 degrees, zoom up to 1.1, lighting 0.2, warp 0.2,
@@ -44,6 +58,7 @@ pub fn get_transforms() -> Transforms {
         max_warp: 0.2,
         p_affine: 0.75,
         p_lighting: 0.75,
+        padding_mode: PaddingMode::Reflection,
     }
 }
 
@@ -65,7 +80,22 @@ impl Transforms {
             max_warp: 0.0,
             p_affine: 0.0,
             p_lighting: 0.0,
+            padding_mode: PaddingMode::Reflection,
         }
+    }
+    /// The probability of each affine change (rotation, zoom, warp).
+    pub fn p_affine(mut self, p: f32) -> Self {
+        self.p_affine = p;
+        self
+    }
+    /// The probability of each lighting change (brightness, contrast).
+    pub fn p_lighting(mut self, p: f32) -> Self {
+        self.p_lighting = p;
+        self
+    }
+    pub fn padding_mode(mut self, m: PaddingMode) -> Self {
+        self.padding_mode = m;
+        self
     }
     pub fn do_flip(mut self, v: bool) -> Self {
         self.do_flip = v;
@@ -95,6 +125,7 @@ impl Transforms {
     /// Draws the random parameters for one training image.
     pub fn sample(&self, rng: &mut impl Rng) -> Augment {
         let mut a = Augment::center();
+        a.padding = self.padding_mode;
         a.crop = (rng.random::<f32>(), rng.random::<f32>());
         if self.do_flip {
             a.dihedral = if self.flip_vert {
@@ -157,6 +188,7 @@ pub struct Augment {
     pub brightness: f32,
     /// Contrast scale (1 = unchanged), applied in logit space.
     pub contrast: f32,
+    pub padding: PaddingMode,
 }
 
 impl Augment {
@@ -171,7 +203,35 @@ impl Augment {
             warp: [0.0; 4],
             brightness: 0.5,
             contrast: 1.0,
+            padding: PaddingMode::Reflection,
         }
+    }
+
+    /// The drawn parameters in words, for titles: "flip, rotate 4.2, zoom 1.07, warp, bright
+    /// 0.55, contrast 0.9" (empty when nothing changes).
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        match self.dihedral {
+            0 => {}
+            1 => parts.push("flip".to_string()),
+            d => parts.push(format!("dihedral {d}")),
+        }
+        if self.rotate_deg != 0.0 {
+            parts.push(format!("rotate {:.1}", self.rotate_deg));
+        }
+        if self.zoom != 1.0 {
+            parts.push(format!("zoom {:.2}", self.zoom));
+        }
+        if self.warp.iter().any(|&w| w != 0.0) {
+            parts.push("warp".into());
+        }
+        if self.brightness != 0.5 {
+            parts.push(format!("bright {:.2}", self.brightness));
+        }
+        if self.contrast != 1.0 {
+            parts.push(format!("contrast {:.2}", self.contrast));
+        }
+        parts.join(", ")
     }
 
     /// The 2x3 affine map on normalized (x, y) coordinates: output point -> input point.
@@ -361,8 +421,20 @@ pub fn render(
             x += m[0][0];
             y += m[1][0];
             z += m[2][0];
-            let sx = reflect(px, -0.5, sw - 0.5).clamp(0.0, sw - 1.0);
-            let sy = reflect(py, -0.5, sh - 0.5).clamp(0.0, sh - 1.0);
+            let o = i * w + j;
+            let outside = px < -0.5 || py < -0.5 || px > sw - 0.5 || py > sh - 0.5;
+            if outside && aug.padding == PaddingMode::Zeros {
+                for (c, lut) in luts.iter().enumerate() {
+                    out[c * plane + o] = lut[0];
+                }
+                continue;
+            }
+            let (sx, sy) = if aug.padding == PaddingMode::Reflection {
+                (reflect(px, -0.5, sw - 0.5), reflect(py, -0.5, sh - 0.5))
+            } else {
+                (px, py)
+            };
+            let (sx, sy) = (sx.clamp(0.0, sw - 1.0), sy.clamp(0.0, sh - 1.0));
             let (x0, y0) = (sx as usize, sy as usize); // non-negative: floor
             let (x1, y1) = ((x0 + 1).min(iw - 1), (y0 + 1).min(ih - 1));
             let (fx, fy) = ((sx - x0 as f64) as f32, (sy - y0 as f64) as f32);
@@ -372,7 +444,6 @@ pub fn render(
                 3 * (y1 * iw + x0),
                 3 * (y1 * iw + x1),
             );
-            let o = i * w + j;
             for (c, lut) in luts.iter().enumerate() {
                 let top = lut[raw[p00 + c] as usize]
                     + (lut[raw[p01 + c] as usize] - lut[raw[p00 + c] as usize]) * fx;
@@ -395,8 +466,17 @@ pub fn render_mask(mask: &GrayImage, h: usize, w: usize, aug: &Augment, out: &mu
     for i in 0..h {
         for j in 0..w {
             let (x, y) = project(&m, j as f64, i as f64);
-            let sx = reflect(x, -0.5, sw - 0.5).clamp(0.0, sw - 1.0).round() as usize;
-            let sy = reflect(y, -0.5, sh - 0.5).clamp(0.0, sh - 1.0).round() as usize;
+            let outside = x < -0.5 || y < -0.5 || x > sw - 0.5 || y > sh - 0.5;
+            let (x, y) = match aug.padding {
+                PaddingMode::Zeros if outside => {
+                    out[i * w + j] = 0.0;
+                    continue;
+                }
+                PaddingMode::Reflection => (reflect(x, -0.5, sw - 0.5), reflect(y, -0.5, sh - 0.5)),
+                _ => (x, y),
+            };
+            let sx = x.clamp(0.0, sw - 1.0).round() as usize;
+            let sy = y.clamp(0.0, sh - 1.0).round() as usize;
             out[i * w + j] = raw[sy * iw + sx] as f32;
         }
     }
@@ -845,6 +925,49 @@ mod tests {
                 h * w
             );
         }
+    }
+
+    #[test]
+    fn padding_modes_fill_beyond_the_edges() {
+        // zoomed out by rotating 45 degrees: the corners of the output lie outside the source
+        let img = RgbImage::from_fn(20, 20, |x, _| {
+            image::Rgb([if x < 10 { 200 } else { 50 }, 100, 100])
+        });
+        let corner = |mode: PaddingMode| {
+            let aug = Augment {
+                rotate_deg: 45.0,
+                padding: mode,
+                ..Augment::center()
+            };
+            let mut out = vec![0.0; 3 * 20 * 20];
+            render(&img, 20, 20, &aug, None, &mut out);
+            (out[0], out[20 * 20 + 0])
+        };
+        assert_eq!(corner(PaddingMode::Zeros), (0.0, 0.0), "black outside");
+        let (r, g) = corner(PaddingMode::Border);
+        assert!(
+            r > 0.1 && (g - 100.0 / 255.0).abs() < 1e-3,
+            "an edge colour: {r} {g}"
+        );
+        let (r, g) = corner(PaddingMode::Reflection);
+        assert!(
+            r > 0.1 && (g - 100.0 / 255.0).abs() < 1e-3,
+            "a mirrored colour: {r} {g}"
+        );
+        let mask = GrayImage::from_pixel(20, 20, image::Luma([3]));
+        let mut m = vec![9.0; 400];
+        let aug = Augment {
+            rotate_deg: 45.0,
+            padding: PaddingMode::Zeros,
+            ..Augment::center()
+        };
+        render_mask(&mask, 20, 20, &aug, &mut m);
+        assert_eq!(
+            (m[0], m[210]),
+            (0.0, 3.0),
+            "zeros padding gives masks id 0 outside"
+        );
+        assert_eq!(aug.describe(), "rotate 45.0");
     }
 
     #[test]
