@@ -33,6 +33,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use image::{imageops::FilterType, Rgb, RgbImage};
+use tch::{Device, Kind, Tensor};
 
 use super::plots::titled_grid;
 use super::ClassificationInterpretation;
@@ -41,12 +42,14 @@ use crate::display::{display, Rich};
 use crate::error::{write_atomically, Error, Result};
 use crate::learner::Learner;
 
-/// One reviewed image: which item it is, what the model predicted, and its loss.
+/// One reviewed image: which item it is, what the model predicted, and its loss; for
+/// near-duplicates, the number of its twin in the review and their similarity.
 #[derive(Debug, Clone)]
 struct Review {
     item: usize,
     pred: usize,
     loss: f64,
+    twin: Option<(usize, f32)>,
 }
 
 /// Deleting and relabelling images by number, then writing `cleaned.csv`. See the
@@ -75,6 +78,54 @@ impl ImageCleaner {
     pub fn from_toplosses(learn: &mut Learner) -> Result<Self> {
         let interp = ClassificationInterpretation::from_learner(learn)?;
         Self::from_interpretation(&learn.data, &interp)
+    }
+
+    /// Near-duplicates (fastai v1: `DatasetFormatter().from_similars(learn)`): every image of
+    /// the dataset (training and validation) through the model's body, its activations pooled
+    /// (average and max) into one vector, and the `n_pairs` pairs of images whose vectors are
+    /// most alike (cosine similarity), most similar first. The review shows each pair side by
+    /// side - #0 and #1, #2 and #3, ... - so one of the two can be deleted.
+    pub fn from_similars(learn: &mut Learner, n_pairs: usize) -> Result<Self> {
+        let data = &learn.data;
+        let (Some(train), Some(valid)) = (data.train_ds.categories(), data.valid_ds.categories())
+        else {
+            return Err(Error::Msg(format!(
+                "the image cleaner works on single-label data; this data's targets are {}",
+                data.target_kind()
+            )));
+        };
+        let labels: Vec<usize> = train.iter().chain(valid).copied().collect();
+        let items: Vec<PathBuf> = data
+            .train_ds
+            .items
+            .iter()
+            .chain(&data.valid_ds.items)
+            .cloned()
+            .collect();
+        let feats = learn.features(&items)?;
+        let pairs = most_similar_pairs(&feats, n_pairs);
+        let mut order = Vec::with_capacity(2 * pairs.len());
+        for (a, b, sim) in pairs {
+            let k = order.len();
+            for (item, twin) in [(a, k + 1), (b, k)] {
+                order.push(Review {
+                    item,
+                    pred: labels[item],
+                    loss: f64::NAN,
+                    twin: Some((twin, sim)),
+                });
+            }
+        }
+        Ok(ImageCleaner {
+            path: data.path.clone(),
+            classes: data.classes.clone(),
+            new_labels: vec![None; items.len()],
+            deleted: vec![false; items.len()],
+            items,
+            labels,
+            order,
+            next: 0,
+        })
     }
 
     /// The same from an interpretation already made of `data`'s validation set (saves predicting
@@ -114,6 +165,7 @@ impl ImageCleaner {
                 item: n_train + v,
                 pred: interp.preds()[v],
                 loss,
+                twin: None,
             })
             .collect();
         Ok(ImageCleaner {
@@ -205,10 +257,13 @@ impl ImageCleaner {
                 None => self.classes[self.labels[r.item]].clone(),
             }
         };
-        format!(
-            "#{i} {label}/predicted {}/loss {:.2}",
-            self.classes[r.pred], r.loss
-        )
+        match r.twin {
+            Some((t, sim)) => format!("#{i} {label}/twin of #{t}/similarity {sim:.3}"),
+            None => format!(
+                "#{i} {label}/predicted {}/loss {:.2}",
+                self.classes[r.pred], r.loss
+            ),
+        }
     }
 
     /// Image `i`, at most 320 pixels on a side; a grey square if the file cannot be read (so
@@ -435,4 +490,40 @@ impl fmt::Display for ImageCleaner {
             self.relabelled().len()
         )
     }
+}
+
+/// The `n` pairs `(i, j, similarity)` (`i < j`) of rows of `feats` `(N, D)` with the largest
+/// cosine similarity, largest first. Row blocks at a time, so memory stays `block x N`.
+pub fn most_similar_pairs(feats: &Tensor, n: usize) -> Vec<(usize, usize, f32)> {
+    let rows = feats.size()[0];
+    if rows < 2 || n == 0 {
+        return Vec::new();
+    }
+    let f = feats.to_kind(Kind::Float);
+    let norms = f.norm_scalaropt_dim(2, &[1i64][..], true).clamp_min(1e-12);
+    let f = f / norms;
+    let block = 512i64;
+    let mut best: Vec<(usize, usize, f32)> = Vec::new();
+    let mut start = 0;
+    while start < rows {
+        let len = block.min(rows - start);
+        let sims = f.narrow(0, start, len).matmul(&f.tr());
+        // keep j > i only
+        let i = Tensor::arange_start(start, start + len, (Kind::Int64, Device::Cpu)).unsqueeze(1);
+        let j = Tensor::arange(rows, (Kind::Int64, Device::Cpu)).unsqueeze(0);
+        let sims = sims.masked_fill(&j.le_tensor(&i), f64::NEG_INFINITY);
+        let k = (n as i64).min(len * rows);
+        let (vals, idx) = sims.flatten(0, -1).topk(k, 0, true, true);
+        let vals = Vec::<f32>::try_from(vals).expect("float similarities");
+        let idx = Vec::<i64>::try_from(idx).expect("indices");
+        for (v, ix) in vals.into_iter().zip(idx) {
+            if v.is_finite() {
+                best.push(((start + ix / rows) as usize, (ix % rows) as usize, v));
+            }
+        }
+        best.sort_by(|a, b| b.2.total_cmp(&a.2));
+        best.truncate(n);
+        start += len;
+    }
+    best
 }

@@ -100,6 +100,46 @@ pub(crate) fn predict_batches(
 }
 
 impl Learner {
+    /// The pooled activations of the model's body (hook point "body", average and max pooled
+    /// and concatenated, as fastai's `from_similars`) for image files, `(N, 2 * features)` on
+    /// the CPU, each image resized and centre-cropped as validation images are.
+    pub fn features(&self, items: &[std::path::PathBuf]) -> Result<Tensor> {
+        let mut dl = crate::data::DataLoader::new(
+            items.to_vec(),
+            vec![0; items.len()],
+            self.data.valid_dl.bs,
+            self.data.size,
+            self.data.train_dl.num_workers(),
+        );
+        dl.device = self.data.valid_dl.device;
+        dl.stats = self.data.stats;
+        let hook = self.hook_output("body", false)?;
+        let mut feats = Vec::new();
+        let mut seen = 0;
+        let _guard = tch::no_grad_guard();
+        for b in dl.iter_epoch(0) {
+            if interrupt::requested() {
+                interrupt::clear();
+                bail!("interrupted while computing features");
+            }
+            seen += b.indices.len();
+            let _ = self.model.forward_t(&b.x, false);
+            let Some(acts) = hook.stored() else {
+                bail!("the model passes no \"body\" hook point (cnn_learner models do)");
+            };
+            feats.push(crate::models::head::concat_pool(&acts).to_device(Device::Cpu));
+        }
+        if seen != items.len() {
+            bail!(
+                "{} of the {} images could not be read (see the warnings above); remove them \
+                 first (verify_images)",
+                items.len() - seen,
+                items.len()
+            );
+        }
+        Ok(Tensor::cat(&feats, 0))
+    }
+
     /// Predictions for the test set (`add_test`), the loss's activation applied
     /// (fastai's `get_preds(ds_type=DatasetType.Test)`), in the test items' order.
     pub fn get_preds_test(&mut self) -> Result<Tensor> {
