@@ -192,6 +192,25 @@ pub fn show_transforms(
 }
 
 impl ImageDataBunch {
+    /// One image file as a batch of one, `(1, 3, H, W)` on the data's device, resized,
+    /// centre-cropped and normalized as validation images are (fastai's `data.one_item(x)`).
+    pub fn one_item(&self, image: &Path) -> Result<Tensor, DataError> {
+        let img = open_image(image)?;
+        let (h, w) = self.size;
+        let mut buf = vec![0f32; 3 * h * w];
+        render(
+            &img,
+            h,
+            w,
+            &Augment::center(),
+            self.stats.map(|s| (s.mean, s.std)),
+            &mut buf,
+        );
+        Ok(Tensor::from_slice(&buf)
+            .view([1, 3, h as i64, w as i64])
+            .to_device(self.device()))
+    }
+
     /// Shows `rows x rows` training images with their labels (fastai: `data.show_batch(rows=3,
     /// figsize=(7,6))`), inline in a notebook or as a PNG file in a plain program. Each call
     /// shows other images (another epoch's shuffle and augmentation); training is not affected.

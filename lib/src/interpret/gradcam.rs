@@ -183,6 +183,40 @@ impl ClassificationInterpretation {
     }
 }
 
+/// Shows `map` (any `(h, w)` tensor: a channel average, a Grad-CAM before scaling) over `img`
+/// the way the lesson's `show_heatmap` does: scaled up bilinearly to the picture, its range
+/// stretched to [0, 1], drawn in `magma` at alpha 0.6.
+pub fn show_map(img: &RgbImage, map: &Tensor, title: &str, figsize: (f32, f32)) -> Result<()> {
+    if map.dim() != 2 {
+        bail!(
+            "a heat map is (h, w); got {:?} (average the channels first: acts.mean_dim(...))",
+            map.size()
+        );
+    }
+    let (w, h) = img.dimensions();
+    let m = map
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Float)
+        .detach()
+        .view([1, 1, map.size()[0], map.size()[1]])
+        .upsample_bilinear2d([h as i64, w as i64], false, None, None)
+        .squeeze();
+    let (lo, hi) = (m.min().double_value(&[]), m.max().double_value(&[]));
+    let m = if hi > lo {
+        (m - lo) / (hi - lo)
+    } else {
+        m.zeros_like()
+    };
+    let png = titled_grid(
+        &[(blend_heatmap(img, &m, 0.6), title.to_string())],
+        1,
+        1,
+        figsize,
+    );
+    display(&Rich::png(png, title));
+    Ok(())
+}
+
 /// Matplotlib's `magma` colour map at a few stops (black - purple - orange - pale yellow), the
 /// one fastai draws heatmaps with.
 const MAGMA: [[f32; 3]; 6] = [

@@ -74,6 +74,8 @@ pub struct LearnerOptions {
     pub ps: f64,
     /// `cnn_learner`: squash the outputs into `(lo, hi)` with a scaled sigmoid (regression).
     pub y_range: Option<(f64, f64)>,
+    /// `cnn_learner`: a BatchNorm on the head's outputs (fastai's `bn_final`).
+    pub bn_final: bool,
 }
 
 impl Default for LearnerOptions {
@@ -86,6 +88,7 @@ impl Default for LearnerOptions {
             lin_ftrs: vec![512],
             ps: 0.5,
             y_range: None,
+            bn_final: false,
         }
     }
 }
@@ -109,6 +112,10 @@ impl LearnerOptions {
     }
     pub fn y_range(mut self, lo: f64, hi: f64) -> Self {
         self.y_range = Some((lo, hi));
+        self
+    }
+    pub fn bn_final(mut self, on: bool) -> Self {
+        self.bn_final = on;
         self
     }
 }
@@ -243,6 +250,7 @@ pub fn cnn_learner_with(
         lin_ftrs: opts.lin_ftrs.clone(),
         ps: opts.ps,
         y_range: opts.y_range,
+        bn_final: opts.bn_final,
     };
     let mut model = CnnModel::with_head(arch, data.device(), data.c() as i64, &head);
     if opts.pretrained {

@@ -17,6 +17,8 @@ pub struct Head {
     pub ps: Vec<f64>,
     /// The outputs squashed into `(lo, hi)` by a scaled sigmoid (regression targets).
     pub y_range: Option<(f64, f64)>,
+    /// A BatchNorm on the outputs (fastai's `bn_final`).
+    bn_final: Option<nn::BatchNorm>,
 }
 
 /// The shape of a head: hidden sizes and dropout, as `cnn_learner`'s `lin_ftrs` and `ps`.
@@ -27,6 +29,8 @@ pub struct HeadConfig {
     /// Dropout of the last layer; the ones before get half of it (fastai's rule).
     pub ps: f64,
     pub y_range: Option<(f64, f64)>,
+    /// End with a BatchNorm of the outputs (momentum 0.01), as fastai's `bn_final=True`.
+    pub bn_final: bool,
 }
 
 impl Default for HeadConfig {
@@ -35,6 +39,7 @@ impl Default for HeadConfig {
             lin_ftrs: vec![512],
             ps: 0.5,
             y_range: None,
+            bn_final: false,
         }
     }
 }
@@ -72,10 +77,21 @@ impl Head {
             .collect();
         let mut ps = vec![cfg.ps / 2.0; layers.len() - 1];
         ps.push(cfg.ps);
+        let bn_final = cfg.bn_final.then(|| {
+            nn::batch_norm1d(
+                p / "bn_final",
+                n_classes,
+                nn::BatchNormConfig {
+                    momentum: 0.01,
+                    ..Default::default()
+                },
+            )
+        });
         Head {
             layers,
             ps,
             y_range: cfg.y_range,
+            bn_final,
         }
     }
 }
@@ -96,6 +112,9 @@ impl ModuleT for Head {
             if k < last {
                 x = x.relu();
             }
+        }
+        if let Some(bn) = &self.bn_final {
+            x = x.apply_t(bn, train);
         }
         match self.y_range {
             Some(r) => sigmoid_range(&x, r),
