@@ -26,3 +26,7 @@ def test_lesson1_offline_runs_end_to_end(tmp_path):
     # each training cell keeps its own table (4 epochs, then 1, ..., then 6 from scratch)
     assert tables[0].count("<tr>") == 4 and tables[-1].count("<tr>") == 6  # body rows (the header row has a style)
     assert "result: transfer learning" in r.stdout and "result: from scratch" in r.stdout
+    # lesson 6's additions: heat maps on the top losses and on a pasted item, TTA
+    assert any("with where the model looked" in a for a in alts), alts
+    assert any(a.startswith("Grad-CAM: ") for a in alts), alts
+    assert "result: with TTA, error rate" in r.stdout, r.stdout[-2000:]
