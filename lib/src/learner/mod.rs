@@ -30,6 +30,7 @@ pub mod progress;
 pub mod recorder;
 pub mod schedule;
 pub mod summary;
+pub mod unet;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -48,6 +49,7 @@ use metrics::Metric;
 use optim::Lr;
 use recorder::{Recorder, RecorderCallback};
 use schedule::{ConstantLr, OneCycle, OneCycleSchedule};
+pub use unet::{unet_learner, unet_learner_with};
 
 /// Number of layer groups of a cnn_learner: early body, late body, head.
 pub const N_GROUPS: usize = 3;

@@ -14,6 +14,7 @@ pub mod layers;
 pub mod mobilenet;
 pub mod model;
 pub mod resnet;
+pub mod unet;
 pub mod weights;
 
 use tch::nn::{self, ModuleT};
@@ -22,6 +23,7 @@ use tch::{Device, Tensor};
 pub use head::Head;
 pub use hooks::{Hook, Taps};
 pub use model::{Model, Net};
+pub use unet::{DynamicUnet, UnetOptions};
 
 /// A body architecture, as `models.resnet34` in fastai.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
