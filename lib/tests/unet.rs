@@ -120,7 +120,12 @@ fn skips_and_channels_are_fastais() {
             ("features.1", 16)
         ])
     );
-    let m = DynamicUnet::new(Arch::EfficientnetLite0, Device::Cpu, 2, UnetOptions::default());
+    let m = DynamicUnet::new(
+        Arch::EfficientnetLite0,
+        Device::Cpu,
+        2,
+        UnetOptions::default(),
+    );
     assert_eq!(
         names(&m),
         s(&[
@@ -177,7 +182,10 @@ fn three_groups_and_a_frozen_encoder_trains_only_the_decoder_and_batchnorm() {
 
     // a step moves the decoder and leaves the encoder's convolutions alone
     let get = |l: &Learner<DataBunch>, n: &str| l.model.var_store().variables()[n].copy();
-    let (conv1, out) = (get(&learn, "conv1.weight"), get(&learn, "decoder.out.0.weight"));
+    let (conv1, out) = (
+        get(&learn, "conv1.weight"),
+        get(&learn, "decoder.out.0.weight"),
+    );
     let b = learn.data.one_batch().unwrap();
     learn.train_step(&b.x, &b.y).unwrap();
     assert!(conv1.equal(&get(&learn, "conv1.weight")));
@@ -255,7 +263,10 @@ fn the_options_build_what_they_say() {
     assert!(-1.0 < lo && hi < 2.0, "y_range: {lo}..{hi}");
     y.sum(Kind::Float).backward();
     let gamma = vars["decoder.blocks.1.sa.gamma"].grad();
-    assert!(gamma.abs().double_value(&[0]) > 0.0, "attention in the graph");
+    assert!(
+        gamma.abs().double_value(&[0]) > 0.0,
+        "attention in the graph"
+    );
 
     let plain = UnetOptions {
         last_cross: false,
@@ -272,7 +283,12 @@ fn a_tiny_unet_learns_which_pixels_are_bright() {
     let _s = serial();
     tch::manual_seed(0);
     let data = bright_data(64, 32, 8);
-    let bright = data.valid_dl.tensors().1.to_kind(Kind::Float).mean(Kind::Float);
+    let bright = data
+        .valid_dl
+        .tensors()
+        .1
+        .to_kind(Kind::Float)
+        .mean(Kind::Float);
     let majority = bright.double_value(&[]).max(1.0 - bright.double_value(&[]));
     // resnet18: mobilenet_v2's 1280-channel features make a 59M-parameter middle conv, whose
     // optimizer step alone costs more than this whole batch

@@ -6,6 +6,8 @@
 //! | `resnet18`, `resnet34`, `resnet50` | 512, 512, 2048 | downloaded on first use (torchvision's, as safetensors) |
 //! | `mobilenet_v2` | 1280 | offline, installed by install.sh |
 //! | `efficientnet_lite0` | 1280 | offline, installed by install.sh |
+//!
+//! The same bodies are the encoders of [`unet::DynamicUnet`] (lesson 3's segmentation).
 
 pub mod efficientnet;
 pub mod head;

@@ -100,11 +100,8 @@ pub fn icnr(shape: [i64; 4], scale: i64, device: Device) -> Tensor {
     let r2 = scale * scale;
     let std = (2.0 / (ni * kh * kw) as f64).sqrt();
     // pixel_shuffle makes channel c from inputs c*r² .. c*r² + r² - 1: repeat each kernel r² times
-    (Tensor::randn([nf / r2, ni, kh, kw], (Kind::Float, device)) * std).repeat_interleave_self_int(
-        r2,
-        0,
-        None,
-    )
+    (Tensor::randn([nf / r2, ni, kh, kw], (Kind::Float, device)) * std)
+        .repeat_interleave_self_int(r2, 0, None)
 }
 
 /// fastai's `PixelShuffle_ICNR(ni, nf, scale=2, blur)`: 1x1 conv to `nf * 4` channels
@@ -176,7 +173,11 @@ impl ModuleT for SelfAttention {
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
         let size = xs.size();
         let x = xs.flatten(2, -1); // (N, c, hw)
-        let (f, g, h) = (x.apply(&self.query), x.apply(&self.key), x.apply(&self.value));
+        let (f, g, h) = (
+            x.apply(&self.query),
+            x.apply(&self.key),
+            x.apply(&self.value),
+        );
         // beta[i, j]: how much position j draws from position i (softmax over i)
         let beta = f.transpose(1, 2).bmm(&g).softmax(1, Kind::Float);
         let o = &self.gamma * h.bmm(&beta.to_kind(h.kind())) + x;
@@ -222,7 +223,9 @@ impl UnetBlock {
             up = up.upsample_nearest2d([h, w], None, None);
         }
         let x = relu_(Tensor::cat(&[up, skip.apply_t(&self.bn, train)], 1));
-        let mut x = self.conv2.forward_t(&self.conv1.forward_t(&x, train), train);
+        let mut x = self
+            .conv2
+            .forward_t(&self.conv1.forward_t(&x, train), train);
         if let Some(sa) = &self.sa {
             x = sa.forward_t(&x, train);
         }
