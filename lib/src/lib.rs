@@ -61,11 +61,13 @@ pub mod vision {
     pub use crate::learner::recorder::RecorderCallback;
     pub use crate::learner::schedule::{ConstantLr, OneCycle, OneCycleSchedule};
     pub use crate::learner::summary::Summary;
-    pub use crate::learner::{cnn_learner, cnn_learner_with, Learner, LearnerOptions};
+    pub use crate::learner::{
+        cnn_learner, cnn_learner_with, unet_learner, unet_learner_with, Learner, LearnerOptions,
+    };
     pub use crate::models::layers::{
         conv_layer, conv_layer_with, res_block, sequential, simple_cnn, ConvLayer, ConvLayerConfig,
         Flatten, ResBlock, Sequential,
     };
-    pub use crate::models::{names as models, Arch, Hook, Model, Net};
+    pub use crate::models::{names as models, Arch, DynamicUnet, Hook, Model, Net, UnetOptions};
     pub use tch::{self, nn, Device, Kind, Tensor};
 }

@@ -32,6 +32,7 @@ pub mod results;
 pub mod schedule;
 pub mod summary;
 pub mod tta;
+pub mod unet;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -50,6 +51,7 @@ use metrics::Metric;
 use optim::Lr;
 use recorder::{Recorder, RecorderCallback};
 use schedule::{ConstantLr, OneCycle, OneCycleSchedule};
+pub use unet::{unet_learner, unet_learner_with};
 
 /// Number of layer groups of a cnn_learner: early body, late body, head.
 pub const N_GROUPS: usize = 3;

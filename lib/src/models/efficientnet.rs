@@ -34,6 +34,8 @@
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
+use super::hooks::{join, path_name, tap};
+
 /// The MBConv stages: (repeats, kernel, stride of the first block, expansion, in, out channels).
 const STAGES: [(usize, i64, i64, i64, i64, i64); 7] = [
     (1, 3, 1, 1, 32, 16),
@@ -198,6 +200,9 @@ pub struct EfficientNet {
     blocks: Vec<MbConv>,
     head: ConvBn,
     fc: Option<nn::Linear>,
+    /// The variables' path prefix, for the hook points' names (`_conv_stem`, `_blocks.0`, ...,
+    /// `_conv_head`).
+    prefix: String,
 }
 
 impl EfficientNet {
@@ -207,11 +212,12 @@ impl EfficientNet {
     /// The body: `(N, 3, H, W)` -> `(N, 1280, ceil(H/32), ceil(W/32))`, after the head conv, its
     /// BatchNorm `_bn1` and ReLU6 (before pooling).
     pub fn features_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut x = self.stem.forward_t(xs, train);
-        for b in &self.blocks {
-            x = b.forward_t(&x, train);
+        let point = |name: &str| join(&self.prefix, name);
+        let mut x = tap(&point("_conv_stem"), self.stem.forward_t(xs, train));
+        for (i, b) in self.blocks.iter().enumerate() {
+            x = tap(&point(&format!("_blocks.{i}")), b.forward_t(&x, train));
         }
-        self.head.forward_t(&x, train)
+        tap(&point("_conv_head"), self.head.forward_t(&x, train))
     }
 
     /// Number of classes of `_fc`, `None` for the body alone.
@@ -290,6 +296,7 @@ pub fn efficientnet_lite0(p: &nn::Path, num_classes: Option<i64>) -> EfficientNe
         blocks,
         head,
         fc,
+        prefix: path_name(p),
     }
 }
 

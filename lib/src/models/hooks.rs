@@ -69,6 +69,8 @@ struct Slot {
     id: u64,
     name: String,
     grad: bool,
+    /// Keep the output detached from the graph (user hooks), or as it is (a model's own use).
+    detach: bool,
     output: Option<Tensor>,
     probe: Option<Tensor>,
     passed: usize,
@@ -107,6 +109,17 @@ impl Taps {
     /// Starts keeping the output of point `name` (and, with `grad`, its gradient after the
     /// next `backward()`). The hook stops when dropped.
     pub fn hook_output(&self, name: &str, grad: bool) -> Hook {
+        self.add_hook(name, grad, true)
+    }
+
+    /// fastai's `hook_output(module, detach=False)`: keeps the output of point `name` as it is,
+    /// still in the autograd graph, for a model that reads it later in the same forward pass (a
+    /// U-Net's skip connections). Read it with [`Hook::take`], which lets it go.
+    pub fn hook_output_attached(&self, name: &str) -> Hook {
+        self.add_hook(name, false, false)
+    }
+
+    fn add_hook(&self, name: &str, grad: bool, detach: bool) -> Hook {
         let mut s = self.lock();
         s.next_id += 1;
         let id = s.next_id;
@@ -114,6 +127,7 @@ impl Taps {
             id,
             name: name.to_string(),
             grad,
+            detach,
             output: None,
             probe: None,
             passed: 0,
@@ -148,7 +162,11 @@ impl Taps {
             } else {
                 slot.probe = None;
             }
-            slot.output = Some(x.detach());
+            slot.output = Some(if slot.detach {
+                x.detach()
+            } else {
+                x.shallow_clone()
+            });
         }
         x
     }
@@ -176,6 +194,16 @@ impl Hook {
     pub fn stored(&self) -> Option<Tensor> {
         self.with(|s| s.output.as_ref().map(|t| t.shallow_clone()))
             .flatten()
+    }
+
+    /// Takes the output caught in the last forward pass out of the hook (`None` if nothing passed
+    /// since the last take).
+    pub fn take(&self) -> Option<Tensor> {
+        let mut s = self.taps.lock();
+        s.hooks
+            .iter_mut()
+            .find(|h| h.id == self.id)
+            .and_then(|h| h.output.take())
     }
 
     /// The gradient of what `backward()` was called on with respect to that output (a gradient
@@ -244,5 +272,23 @@ mod tests {
         assert_eq!(h.passes(), 1);
         drop(h);
         assert_eq!(taps.lock().hooks.len(), 0);
+    }
+
+    #[test]
+    fn an_attached_hook_keeps_the_graph_and_is_taken_once() {
+        let taps = Taps::default();
+        let h = taps.hook_output_attached("mid");
+        let w = Tensor::from_slice(&[2.0f32, 3.0]).set_requires_grad(true);
+        let out = taps.during(|| {
+            let _ = tap("mid", &w * 4.0);
+            // the model reads the point back and goes on from it (a skip connection)
+            let mid = h.take().unwrap();
+            (&mid * &mid).sum(Kind::Float)
+        });
+        out.backward();
+        // d/dw (4w)^2 = 32 w: the gradient went through the kept output
+        assert_eq!(Vec::<f32>::try_from(w.grad()).unwrap(), [64.0, 96.0]);
+        assert!(h.take().is_none(), "taken once");
+        assert_eq!(h.passes(), 1);
     }
 }

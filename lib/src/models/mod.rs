@@ -6,6 +6,8 @@
 //! | `resnet18`, `resnet34`, `resnet50` | 512, 512, 2048 | downloaded on first use (torchvision's, as safetensors) |
 //! | `mobilenet_v2` | 1280 | offline, installed by install.sh |
 //! | `efficientnet_lite0` | 1280 | offline, installed by install.sh |
+//!
+//! The same bodies are the encoders of [`unet::DynamicUnet`] (lesson 3's segmentation).
 
 pub mod efficientnet;
 pub mod head;
@@ -14,6 +16,7 @@ pub mod layers;
 pub mod mobilenet;
 pub mod model;
 pub mod resnet;
+pub mod unet;
 pub mod weights;
 
 use tch::nn::{self, ModuleT};
@@ -22,6 +25,7 @@ use tch::{Device, Tensor};
 pub use head::{Head, HeadConfig};
 pub use hooks::{Hook, Taps};
 pub use model::{Model, Net};
+pub use unet::{DynamicUnet, UnetOptions};
 
 /// A body architecture, as `models.resnet34` in fastai.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
