@@ -769,3 +769,15 @@ fn augmentation_grids_show_each_version_asked_for() {
         fastai::data::show::augmented_versions(&file, &Transforms::none(), 2, 40, 3).unwrap();
     assert_eq!(none[0].1, "unchanged");
 }
+
+#[test]
+fn a_validation_file_may_name_items_filtered_out() {
+    let dir = TempDir::new("block-filtered");
+    make(&dir, 20);
+    let l = ImageList::from_folder(dir.join("images"))
+        .unwrap()
+        .filter_by_func(|p| stem(p)[3..].parse::<usize>().unwrap() < 10)
+        .split_by_fname_file("valid.txt")
+        .unwrap();
+    assert_eq!((l.train.len(), l.valid.len()), (8, 2));
+}

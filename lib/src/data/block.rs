@@ -303,20 +303,20 @@ impl<K> ItemList<K> {
         })
     }
 
-    /// The items whose paths are in `valid_names` validate; a name that is not an item is an
-    /// error.
+    /// The items whose paths are in `valid_names` validate. A name of a file that does not
+    /// exist is an error (a name of an existing file left out of this list, by
+    /// `filter_by_func` say, is not).
     pub fn split_by_files(self, valid_names: &[PathBuf]) -> Result<ItemLists<K>> {
         let known: HashSet<&Path> = self.items.iter().map(PathBuf::as_path).collect();
         let missing: Vec<&PathBuf> = valid_names
             .iter()
-            .filter(|p| !known.contains(p.as_path()))
+            .filter(|p| !known.contains(p.as_path()) && !p.is_file())
             .collect();
         if !missing.is_empty() {
             return Err(DataError::Label(format!(
-                "{} of the {} validation names are not among the {} items, e.g. {}",
+                "{} of the {} validation names are files that do not exist, e.g. {}",
                 missing.len(),
                 valid_names.len(),
-                self.len(),
                 missing[0].display()
             )));
         }
