@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,20 +16,21 @@ use anyhow::{Context, Result};
 use fastai_wire as wire;
 use jupyter_protocol::{
     CommInfoReply, CompleteReply, ConnectionInfo, ErrorOutput, ExecuteInput, ExecuteReply,
-    ExecuteRequest, ExecuteResult, ExecutionCount, HistoryReply, InspectReply, InterruptReply,
-    JupyterMessage, JupyterMessageContent, ReplyError, ReplyStatus, ShutdownReply, Status,
-    StreamContent,
+    ExecuteRequest, ExecutionCount, Header, InspectReply, InterruptReply, JupyterMessage,
+    JupyterMessageContent, ReplyError, ReplyStatus, ShutdownReply, Status, StreamContent,
+    UnknownMessage,
 };
 use jupyter_zmq_client::{
     create_kernel_control_connection, create_kernel_heartbeat_connection,
     create_kernel_iopub_connection, create_kernel_shell_connection, create_kernel_stdin_connection,
-    KernelControlConnection, KernelShellConnection,
+    Connection, KernelControlConnection, KernelShellConnection, RawMessage,
 };
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use crate::engine::{Engine, Outcome, OutputSink, Stream};
+use crate::history::History;
 use crate::replies::{
-    display_message, is_backtrace_line, is_complete, kernel_info, panic_message, to_media,
+    display_message, execute_result, is_complete, kernel_info, to_media, PanicText,
 };
 
 pub fn run(connection_file: &Path) -> Result<()> {
@@ -74,7 +74,8 @@ pub fn run(connection_file: &Path) -> Result<()> {
 #[derive(Default)]
 struct CellState {
     parent: Option<JupyterMessage>,
-    stderr: Vec<String>,
+    /// What the panic hook printed, held back from stderr for the cell's error message.
+    panic: PanicText,
     /// An error the library reported for this cell (an `Err` returned with `?`).
     error: Option<String>,
     /// Whether this cell was told that it waits for the library to be compiled.
@@ -94,8 +95,8 @@ struct Kernel {
     iopub: UnboundedSender<JupyterMessage>,
     engine: Engine,
     cell: Arc<Mutex<CellState>>,
-    panicked: Arc<AtomicBool>,
     execution_count: usize,
+    history: History,
 }
 
 async fn serve(
@@ -139,8 +140,7 @@ async fn serve(
     });
 
     let cell = Arc::new(Mutex::new(CellState::default()));
-    let panicked = Arc::new(AtomicBool::new(false));
-    let sink = output_sink(iopub_tx.clone(), cell.clone(), panicked.clone());
+    let sink = output_sink(iopub_tx.clone(), cell.clone());
     let engine = Engine::start(sink, preload);
 
     tokio::spawn(forward_build_lines(
@@ -154,33 +154,25 @@ async fn serve(
         iopub: iopub_tx,
         engine,
         cell,
-        panicked,
         execution_count: 0,
+        history: History::default(),
     };
     kernel.shell_loop(shell).await
 }
 
-fn output_sink(
-    iopub: UnboundedSender<JupyterMessage>,
-    cell: Arc<Mutex<CellState>>,
-    panicked: Arc<AtomicBool>,
-) -> OutputSink {
+fn output_sink(iopub: UnboundedSender<JupyterMessage>, cell: Arc<Mutex<CellState>>) -> OutputSink {
     Arc::new(move |stream, line| {
         let mut state = cell.lock().unwrap();
         if stream == Stream::Stderr {
+            // A panic's report becomes the cell's error message, not stderr output as well.
+            if state.parent.is_some() && state.panic.take(&line) {
+                return;
+            }
             if let Some(msg) = line.strip_prefix(wire::ERROR_MARKER) {
                 // `?` returned a fastai error: evcxr printed it and reports success; we do not.
                 state.error.get_or_insert_with(|| msg.to_string());
                 return;
             }
-            if line.contains("panicked at") {
-                panicked.store(true, Ordering::SeqCst);
-            } else if panicked.load(Ordering::SeqCst) && is_backtrace_line(&line) {
-                // evcxr forces RUST_BACKTRACE=1 in the cell process; the frames are evcxr's
-                // own plumbing, so only the panic message is shown.
-                return;
-            }
-            state.stderr.push(line.clone());
         }
         let Some(parent) = &state.parent else {
             // Output between cells (start-up, late lines) goes to the server's log.
@@ -233,7 +225,7 @@ async fn control_loop(
     iopub: UnboundedSender<JupyterMessage>,
 ) {
     loop {
-        let msg = match control.read().await {
+        let msg = match read_request(&mut control).await {
             Ok(m) => m,
             Err(e) => {
                 eprintln!("fastai-kernel: dropped a control message: {e}");
@@ -277,6 +269,55 @@ fn interrupt_grace() -> Duration {
     Duration::from_secs_f64(secs.max(0.0))
 }
 
+/// Reads the next request on a kernel socket (shell or control). Its signature is checked as
+/// `Connection::read` does, but the content is parsed leniently: a request that the typed
+/// messages cannot represent (a `history_request` without `n` or `unique`, which clients leave
+/// out) still arrives, as an `UnknownMessage` with its JSON content, rather than being dropped
+/// with no reply. `history_request`s always come that way (see [`History::answer`]).
+async fn read_request<S: zeromq::SocketRecv>(conn: &mut Connection<S>) -> Result<JupyterMessage> {
+    let multipart = conn.socket.recv().await?;
+    let raw = RawMessage::from_multipart(multipart, &conn.mac)?;
+    parse_request(raw)
+}
+
+fn parse_request(raw: RawMessage) -> Result<JupyterMessage> {
+    let parts = &raw.jparts;
+    anyhow::ensure!(parts.len() >= 4, "a message of {} parts", parts.len());
+    let header: Header = serde_json::from_slice(&parts[0]).context("the message's header")?;
+    let content: serde_json::Value =
+        serde_json::from_slice(&parts[3]).context("the message's content")?;
+    let unknown = |content| {
+        JupyterMessageContent::UnknownMessage(UnknownMessage {
+            msg_type: header.msg_type.clone(),
+            content,
+        })
+    };
+    let content = if header.msg_type == "history_request" {
+        unknown(content)
+    } else {
+        match JupyterMessageContent::from_type_and_content(&header.msg_type, content.clone()) {
+            Ok(typed) => typed,
+            Err(e) => {
+                eprintln!(
+                    "fastai-kernel: a {} that does not parse: {e}",
+                    header.msg_type
+                );
+                unknown(content)
+            }
+        }
+    };
+    Ok(JupyterMessage {
+        zmq_identities: raw.zmq_identities,
+        // (no parent: `{}`, which is not a header)
+        parent_header: serde_json::from_slice(&parts[1]).ok(),
+        metadata: serde_json::from_slice(&parts[2]).unwrap_or_else(|_| serde_json::json!({})),
+        buffers: parts[4..].to_vec(),
+        header,
+        content,
+        channel: None,
+    })
+}
+
 async fn shutdown(engine: &Engine) -> ! {
     engine.kill_cell_process();
     // Let the replies leave the sockets.
@@ -287,7 +328,7 @@ async fn shutdown(engine: &Engine) -> ! {
 impl Kernel {
     async fn shell_loop(&mut self, mut shell: KernelShellConnection) -> Result<()> {
         loop {
-            let msg = match shell.read().await {
+            let msg = match read_request(&mut shell).await {
                 Ok(m) => m,
                 Err(e) => {
                     // A bad signature, a malformed frame: never executed, only logged.
@@ -314,8 +355,8 @@ impl Kernel {
                         .await
                         .as_child_of(&msg),
                 ),
-                JupyterMessageContent::HistoryRequest(_) => {
-                    Some(HistoryReply::default().as_child_of(&msg))
+                JupyterMessageContent::UnknownMessage(m) if m.msg_type == "history_request" => {
+                    Some(self.history_reply(&msg, &m.content))
                 }
                 JupyterMessageContent::CommInfoRequest(_) => {
                     Some(CommInfoReply::default().as_child_of(&msg))
@@ -347,8 +388,11 @@ impl Kernel {
     }
 
     async fn execute(&mut self, msg: &JupyterMessage, req: &ExecuteRequest) -> JupyterMessage {
-        if !req.silent && req.store_history {
+        // As IPython: a silent cell is never history, and only history counts.
+        let stored = !req.silent && req.store_history;
+        if stored {
             self.execution_count += 1;
+            self.history.record_input(self.execution_count, &req.code);
         }
         let count = ExecutionCount::new(self.execution_count);
         let _ = self.iopub.send(
@@ -361,7 +405,7 @@ impl Kernel {
         {
             let mut cell = self.cell.lock().unwrap();
             cell.parent = Some(msg.clone());
-            cell.stderr.clear();
+            cell.panic = PanicText::default();
             cell.error = None;
             cell.told_about_preload = false;
             let early = std::mem::take(&mut cell.preload_lines);
@@ -374,25 +418,30 @@ impl Kernel {
                     .send(StreamContent::stderr(&text).as_child_of(msg));
             }
         }
-        self.panicked.store(false, Ordering::SeqCst);
 
         let outcome = self.engine.execute(req.code.clone()).await;
 
-        let (stderr, library_error) = {
+        let (panic, library_error) = {
             let mut cell = self.cell.lock().unwrap();
             cell.parent = None;
-            (std::mem::take(&mut cell.stderr), cell.error.take())
+            (std::mem::take(&mut cell.panic), cell.error.take())
         };
         let error = match outcome {
+            Outcome::Ok(_) if !panic.is_empty() => {
+                let (evalue, traceback) = panic.error();
+                Some(("panic".to_string(), evalue, traceback))
+            }
             Outcome::Ok(_) if library_error.is_some() => {
                 Some(("Error".to_string(), library_error.unwrap_or_default(), vec![]))
             }
-            Outcome::Ok(_) if self.panicked.load(Ordering::SeqCst) => {
-                Some(("panic".to_string(), panic_message(&stderr), vec![]))
-            }
             Outcome::Ok(outputs) => {
                 if !outputs.is_empty() && !req.silent {
-                    let result = ExecuteResult::new(count, to_media(outputs));
+                    if stored {
+                        if let Some(text) = outputs.get("text/plain") {
+                            self.history.record_output(self.execution_count, text);
+                        }
+                    }
+                    let result = execute_result(count, outputs);
                     let _ = self.iopub.send(result.as_child_of(msg));
                 }
                 None
@@ -437,6 +486,11 @@ impl Kernel {
                 if traceback.is_empty() {
                     traceback.push(format!("\x1b[31m{ename}\x1b[0m: {evalue}"));
                 }
+                if ename != "panic" && !panic.is_empty() {
+                    // the cell panicked and then failed otherwise (a panic while panicking
+                    // aborts the process): the panic's report is part of the story
+                    traceback.extend(panic.error().1);
+                }
                 let out = ErrorOutput {
                     ename: ename.clone(),
                     evalue: evalue.clone(),
@@ -447,7 +501,7 @@ impl Kernel {
                     status: ReplyStatus::Error,
                     execution_count: count,
                     payload: vec![],
-                    user_expressions: None,
+                    user_expressions: Some(HashMap::new()),
                     error: Some(Box::new(ReplyError {
                         ename,
                         evalue,
@@ -457,6 +511,21 @@ impl Kernel {
                 .as_child_of(msg)
             }
         }
+    }
+
+    /// The reply to a `history_request` (its content as sent: see [`History::answer`]).
+    fn history_reply(&self, msg: &JupyterMessage, request: &serde_json::Value) -> JupyterMessage {
+        let content = serde_json::json!({
+            "status": "ok",
+            "history": self.history.answer(request),
+        });
+        JupyterMessage::new(
+            JupyterMessageContent::UnknownMessage(UnknownMessage {
+                msg_type: "history_reply".to_string(),
+                content,
+            }),
+            Some(msg),
+        )
     }
 
     /// Inspection (Shift-Tab): the recorded type of a variable of an earlier cell, and
