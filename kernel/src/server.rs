@@ -318,6 +318,23 @@ fn parse_request(raw: RawMessage) -> Result<JupyterMessage> {
     })
 }
 
+/// The reply to a `history_request` (its content as sent: see [`History::answer`]). Written as
+/// JSON: the typed reply cannot carry IPython's `null` output of a cell without a result.
+fn history_reply(
+    history: &History,
+    msg: &JupyterMessage,
+    request: &serde_json::Value,
+) -> JupyterMessage {
+    let content = serde_json::json!({ "status": "ok", "history": history.answer(request) });
+    JupyterMessage::new(
+        JupyterMessageContent::UnknownMessage(UnknownMessage {
+            msg_type: "history_reply".to_string(),
+            content,
+        }),
+        Some(msg),
+    )
+}
+
 async fn shutdown(engine: &Engine) -> ! {
     engine.kill_cell_process();
     // Let the replies leave the sockets.
@@ -356,7 +373,7 @@ impl Kernel {
                         .as_child_of(&msg),
                 ),
                 JupyterMessageContent::UnknownMessage(m) if m.msg_type == "history_request" => {
-                    Some(self.history_reply(&msg, &m.content))
+                    Some(history_reply(&self.history, &msg, &m.content))
                 }
                 JupyterMessageContent::CommInfoRequest(_) => {
                     Some(CommInfoReply::default().as_child_of(&msg))
@@ -513,21 +530,6 @@ impl Kernel {
         }
     }
 
-    /// The reply to a `history_request` (its content as sent: see [`History::answer`]).
-    fn history_reply(&self, msg: &JupyterMessage, request: &serde_json::Value) -> JupyterMessage {
-        let content = serde_json::json!({
-            "status": "ok",
-            "history": self.history.answer(request),
-        });
-        JupyterMessage::new(
-            JupyterMessageContent::UnknownMessage(UnknownMessage {
-                msg_type: "history_reply".to_string(),
-                content,
-            }),
-            Some(msg),
-        )
-    }
-
     /// Inspection (Shift-Tab): the recorded type of a variable of an earlier cell, and
     /// rust-analyzer's hover text (signature, docs) for any name; `found: false` otherwise.
     async fn inspect(&self, code: &str, cursor_pos: usize) -> InspectReply {
@@ -578,5 +580,87 @@ impl Kernel {
             status: ReplyStatus::Ok,
             error: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(msg_type: &str, content: serde_json::Value) -> RawMessage {
+        let header = serde_json::json!({
+            "msg_id": "m1", "username": "u", "session": "s",
+            "date": "2024-01-01T00:00:00Z", "msg_type": msg_type, "version": "5.3",
+        });
+        let parts = [
+            header.to_string(),
+            "{}".into(),
+            "{}".into(),
+            content.to_string(),
+        ];
+        RawMessage {
+            zmq_identities: vec![b"client".to_vec().into()],
+            jparts: parts.into_iter().map(|p| p.into_bytes().into()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_history_request_without_n_still_arrives() {
+        // jupyter_client sends only what it was given: no `n`, no `unique` here
+        let content = serde_json::json!({
+            "hist_access_type": "search", "pattern": "1*", "output": false, "raw": true,
+        });
+        let msg = parse_request(raw("history_request", content.clone())).unwrap();
+        let JupyterMessageContent::UnknownMessage(m) = &msg.content else {
+            panic!("not kept as JSON: {:?}", msg.content)
+        };
+        assert_eq!(m.msg_type, "history_request");
+        assert_eq!(m.content, content);
+        assert_eq!(msg.header.msg_id, "m1");
+        assert!(msg.parent_header.is_none());
+        // replies go back to the same client
+        assert_eq!(msg.zmq_identities.len(), 1);
+    }
+
+    #[test]
+    fn other_requests_stay_typed_and_bad_ones_are_kept() {
+        let msg = parse_request(raw(
+            "is_complete_request",
+            serde_json::json!({"code": "fn f() {"}),
+        ))
+        .unwrap();
+        assert!(matches!(
+            msg.content,
+            JupyterMessageContent::IsCompleteRequest(_)
+        ));
+        // a request whose content the typed message cannot hold is not lost
+        let msg = parse_request(raw("complete_request", serde_json::json!({"code": 1}))).unwrap();
+        assert_eq!(msg.content.message_type(), "complete_request");
+        // too few parts: an error, not a panic
+        let mut short = raw("kernel_info_request", serde_json::json!({}));
+        short.jparts.truncate(2);
+        assert!(parse_request(short).is_err());
+    }
+
+    #[test]
+    fn the_history_reply_is_a_history_reply() {
+        let parent = parse_request(raw(
+            "history_request",
+            serde_json::json!({"hist_access_type": "tail", "n": 1, "output": false, "raw": true}),
+        ))
+        .unwrap();
+        let JupyterMessageContent::UnknownMessage(req) = &parent.content else {
+            panic!()
+        };
+        let mut history = History::default();
+        history.record_input(1, "1 + 2");
+        let reply = history_reply(&history, &parent, &req.content);
+        assert_eq!(reply.header.msg_type, "history_reply");
+        assert_eq!(reply.parent_header.unwrap().msg_id, "m1");
+        let v = serde_json::to_value(&reply.content).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"status": "ok", "history": [[1, 1, "1 + 2"]]})
+        );
     }
 }
