@@ -66,27 +66,43 @@ pub struct PanicText {
     lines: Vec<String>,
     /// Still reading the hook's output (until its closing note).
     open: bool,
+    /// A blank line not shown yet: the hook starts its output with one (to begin on a line of
+    /// its own), so a blank line is only stderr once the next line is not a panic's header.
+    held_blank: bool,
 }
 
 impl PanicText {
-    /// Takes a stderr line of the cell: true when it belongs to a panic report (and is held),
-    /// false for an ordinary line, to be shown as stderr.
-    pub fn take(&mut self, line: &str) -> bool {
+    /// Takes a stderr line of the cell; returns the lines to show as stderr now: none while a
+    /// panic report is read (it is held for the error message), else the line, after a blank
+    /// line that was held for it.
+    pub fn take(&mut self, line: &str) -> Vec<String> {
         if is_panic_header(line) {
+            self.held_blank = false;
             self.open = true;
             self.lines.push(line.to_string());
-            return true;
+            return vec![];
         }
-        if !self.open {
-            return false;
+        if self.open {
+            if line.starts_with("note: ") && line.contains("RUST_BACKTRACE") {
+                // the last line of the hook's output
+                self.open = false;
+            } else if !is_backtrace_line(line) {
+                self.lines.push(line.to_string());
+            }
+            return vec![];
         }
-        if line.starts_with("note: ") && line.contains("RUST_BACKTRACE") {
-            // the last line of the hook's output
-            self.open = false;
-        } else if !is_backtrace_line(line) {
-            self.lines.push(line.to_string());
+        let mut show: Vec<String> = self.release().into_iter().collect();
+        if line.is_empty() {
+            self.held_blank = true;
+        } else {
+            show.push(line.to_string());
         }
-        true
+        show
+    }
+
+    /// The blank line held back, if any: to be shown now (other output came, or the cell ended).
+    pub fn release(&mut self) -> Option<String> {
+        std::mem::take(&mut self.held_blank).then(String::new)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -341,8 +357,9 @@ mod tests {
     #[test]
     fn a_panic_becomes_its_message_and_location() {
         let mut p = PanicText::default();
-        assert!(!p.take("printed before"));
+        assert_eq!(p.take("printed before"), vec!["printed before"]);
         for line in [
+            "",
             "thread '<unnamed>' (4242) panicked at src/lib.rs:3:5:",
             "boom",
             "stack backtrace:",
@@ -350,10 +367,11 @@ mod tests {
             "             at /rustc/abc/library/std/src/panicking.rs:689:5",
             "note: Some details are omitted, run with `RUST_BACKTRACE=full` for a verbose backtrace.",
         ] {
-            assert!(p.take(line), "{line}");
+            assert!(p.take(line).is_empty(), "{line}");
         }
         // after the hook's last line, stderr is stderr again
-        assert!(!p.take("eprintln after the panic"));
+        assert_eq!(p.take("after the panic"), vec!["after the panic"]);
+        assert_eq!(p.release(), None);
         let (evalue, traceback) = p.error();
         assert_eq!(evalue, "boom");
         assert_eq!(
@@ -376,11 +394,25 @@ mod tests {
             "FASTAI_ERROR no such file: x.png",
             "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace",
         ] {
-            assert!(p.take(line));
+            assert!(p.take(line).is_empty());
         }
         assert!(!p.is_empty());
         assert_eq!(p.error().0, "first\n\nno such file: x.png");
         assert_eq!(p.error().1.len(), 4);
+    }
+
+    #[test]
+    fn blank_lines_of_the_cell_are_still_shown() {
+        let mut p = PanicText::default();
+        // held until the next line shows it is not the start of a panic report
+        assert!(p.take("").is_empty());
+        assert_eq!(p.take("next"), vec!["", "next"]);
+        // two blank lines: the first shows when the second comes, the second at the end
+        assert!(p.take("").is_empty());
+        assert_eq!(p.take(""), vec![""]);
+        assert_eq!(p.release(), Some(String::new()));
+        assert_eq!(p.release(), None);
+        assert!(p.is_empty());
     }
 
     #[test]

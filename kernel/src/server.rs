@@ -163,31 +163,45 @@ async fn serve(
 fn output_sink(iopub: UnboundedSender<JupyterMessage>, cell: Arc<Mutex<CellState>>) -> OutputSink {
     Arc::new(move |stream, line| {
         let mut state = cell.lock().unwrap();
-        if stream == Stream::Stderr {
-            // A panic's report becomes the cell's error message, not stderr output as well.
-            if state.parent.is_some() && state.panic.take(&line) {
-                return;
-            }
-            if let Some(msg) = line.strip_prefix(wire::ERROR_MARKER) {
-                // `?` returned a fastai error: evcxr printed it and reports success; we do not.
-                state.error.get_or_insert_with(|| msg.to_string());
-                return;
-            }
-        }
-        let Some(parent) = &state.parent else {
+        let CellState {
+            parent,
+            panic,
+            error,
+            ..
+        } = &mut *state;
+        let Some(parent) = parent.as_ref() else {
             // Output between cells (start-up, late lines) goes to the server's log.
             eprintln!("[cell process] {line}");
             return;
         };
-        let msg = match (stream, line.strip_prefix(wire::DISPLAY_PREFIX)) {
-            (Stream::Stdout, Some(json)) => match display_message(json) {
-                Some(content) => JupyterMessage::new(content, Some(parent)),
-                None => StreamContent::stdout(&(line.clone() + "\n")).as_child_of(parent),
-            },
-            (Stream::Stdout, None) => StreamContent::stdout(&(line + "\n")).as_child_of(parent),
-            (Stream::Stderr, _) => StreamContent::stderr(&(line + "\n")).as_child_of(parent),
-        };
-        let _ = iopub.send(msg);
+        let stderr = |text: &str| StreamContent::stderr(&format!("{text}\n")).as_child_of(parent);
+        match stream {
+            Stream::Stderr => {
+                // A panic's report becomes the cell's error message, not stderr output as well.
+                for line in panic.take(&line) {
+                    if let Some(msg) = line.strip_prefix(wire::ERROR_MARKER) {
+                        // `?` returned a fastai error: evcxr printed it and reports success;
+                        // we do not.
+                        error.get_or_insert_with(|| msg.to_string());
+                    } else {
+                        let _ = iopub.send(stderr(&line));
+                    }
+                }
+            }
+            Stream::Stdout => {
+                if let Some(held) = panic.release() {
+                    let _ = iopub.send(stderr(&held));
+                }
+                let msg = match line
+                    .strip_prefix(wire::DISPLAY_PREFIX)
+                    .and_then(display_message)
+                {
+                    Some(content) => JupyterMessage::new(content, Some(parent)),
+                    None => StreamContent::stdout(&(line + "\n")).as_child_of(parent),
+                };
+                let _ = iopub.send(msg);
+            }
+        }
     })
 }
 
@@ -441,6 +455,11 @@ impl Kernel {
         let (panic, library_error) = {
             let mut cell = self.cell.lock().unwrap();
             cell.parent = None;
+            if let Some(held) = cell.panic.release() {
+                let _ = self
+                    .iopub
+                    .send(StreamContent::stderr(&format!("{held}\n")).as_child_of(msg));
+            }
             (std::mem::take(&mut cell.panic), cell.error.take())
         };
         let error = match outcome {
