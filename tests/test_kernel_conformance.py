@@ -22,6 +22,11 @@ from helpers import KERNEL
 FIRST_CELL_TIMEOUT = 1200
 CELL_TIMEOUT = 120
 
+def plain(text):
+    """`text` without its ANSI colours."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
 PNG_CELL = (
     "let png = fastai::display::figure::image_grid("
     '&[(fastai::image::RgbImage::new(8, 8), "x".to_string())], 1, 1, (1.0, 1.0));\n'
@@ -94,6 +99,8 @@ class FastaiKernelTests(jkt.KernelTests):
         text = "\n".join(err["traceback"])
         assert "panicked at" in text and re.search(r":\d+:\d+", text), text
         assert "stack backtrace" not in text and "RUST_BACKTRACE" not in text, text
+        # the cell's line of the panic, as a compile error shows its line
+        assert '   1 | panic!("boom at the end");' in plain(text), text
         assert reply["content"]["status"] == "error"
         assert reply["content"]["ename"] == "panic"
         assert reply["content"]["evalue"] == "boom at the end"
@@ -108,6 +115,7 @@ class FastaiKernelTests(jkt.KernelTests):
         assert outputs[0]["content"]["text"] == "before the panic\n"
         assert outputs[1]["content"]["text"] == "warned first\n"
         assert outputs[2]["content"]["evalue"] == "then boom"
+        assert '   3 | panic!("then boom");' in plain("\n".join(outputs[2]["content"]["traceback"]))
         # and the kernel goes on
         reply, outputs = self.execute_helper("40 + 2")
         assert reply["content"]["status"] == "ok"

@@ -139,6 +139,32 @@ impl PanicText {
     }
 }
 
+impl PanicText {
+    /// The line of the cell where the (first) panic happened, with its text, when its location
+    /// is in the crate evcxr generated for the cell (`src/lib.rs`, whose text is `generated`)
+    /// and that line of it is found in exactly one line of the cell's `code`. (A panic inside
+    /// the library or std has its own location, which the header already names.)
+    pub fn cell_line(&self, generated: &str, code: &str) -> Option<(usize, String)> {
+        let header = self.lines.first()?;
+        let at = header.split(" panicked at ").nth(1)?.trim_end_matches(':');
+        let mut parts = at.rsplitn(3, ':');
+        let (_column, line, file) = (parts.next()?, parts.next()?, parts.next()?);
+        if file != "src/lib.rs" {
+            return None;
+        }
+        let line: usize = line.parse().ok()?;
+        let text = generated.lines().nth(line.checked_sub(1)?)?.trim();
+        if !text.chars().any(char::is_alphanumeric) {
+            return None;
+        }
+        let mut hits = code.lines().enumerate().filter(|(_, l)| l.contains(text));
+        match (hits.next(), hits.next()) {
+            (Some((i, l)), None) => Some((i + 1, l.to_string())),
+            _ => None,
+        }
+    }
+}
+
 /// The `execute_result` of a cell's value: `transient` an (empty) object, as the schema wants
 /// when the key is there (`null` is not allowed).
 pub fn execute_result(count: ExecutionCount, outputs: HashMap<String, String>) -> ExecuteResult {
@@ -399,6 +425,32 @@ mod tests {
         assert!(!p.is_empty());
         assert_eq!(p.error().0, "first\n\nno such file: x.png");
         assert_eq!(p.error().1.len(), 4);
+    }
+
+    #[test]
+    fn a_panic_in_the_cell_is_placed_on_its_line() {
+        let generated = "fn x() {\n    let a = 1;\n    panic!(\"boom\");\n}\n";
+        let code = "let a = 1;\n// then\npanic!(\"boom\");";
+        let mut p = PanicText::default();
+        assert_eq!(p.cell_line(generated, code), None);
+        p.take("thread '<unnamed>' (7) panicked at src/lib.rs:3:5:");
+        p.take("boom");
+        assert_eq!(
+            p.cell_line(generated, code),
+            Some((3, "panic!(\"boom\");".to_string()))
+        );
+        // the line is not the cell's (evcxr's own code), or is in the cell twice: no guess
+        assert_eq!(p.cell_line(generated, "let b = 2;"), None);
+        let twice = "panic!(\"boom\");\npanic!(\"boom\");";
+        assert_eq!(p.cell_line(generated, twice), None);
+        // a line of punctuation only is never matched
+        let mut q = PanicText::default();
+        q.take("thread 'main' panicked at src/lib.rs:4:1:");
+        assert_eq!(q.cell_line(generated, "if a {\n}"), None);
+        // a panic inside the library keeps its own location
+        let mut r = PanicText::default();
+        r.take("thread 'main' panicked at /work/lib/src/data.rs:3:5:");
+        assert_eq!(r.cell_line(generated, code), None);
     }
 
     #[test]

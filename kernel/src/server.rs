@@ -464,7 +464,14 @@ impl Kernel {
         };
         let error = match outcome {
             Outcome::Ok(_) if !panic.is_empty() => {
-                let (evalue, traceback) = panic.error();
+                let (evalue, mut traceback) = panic.error();
+                // evcxr's crate for this cell is still in the build folder: its line of the
+                // panic, found in the cell, is shown as compile errors show theirs
+                let generated = std::env::var_os("EVCXR_TMPDIR")
+                    .and_then(|d| std::fs::read_to_string(Path::new(&d).join("src/lib.rs")).ok());
+                if let Some((n, text)) = generated.and_then(|g| panic.cell_line(&g, &req.code)) {
+                    traceback.push(crate::errors::cell_line(n, &text));
+                }
                 Some(("panic".to_string(), evalue, traceback))
             }
             Outcome::Ok(_) if library_error.is_some() => {
