@@ -481,7 +481,9 @@ impl Kernel {
                 if !outputs.is_empty() && !req.silent {
                     if stored {
                         if let Some(text) = outputs.get("text/plain") {
-                            self.history.record_output(self.execution_count, text);
+                            // (as shown: without the library's error marker)
+                            let text = text.replace(wire::ERROR_MARKER, "");
+                            self.history.record_output(self.execution_count, &text);
                         }
                     }
                     let result = execute_result(count, outputs);
