@@ -31,7 +31,7 @@ pub fn render_compile_errors(code: &str, errors: &[CompilationError]) -> Vec<Str
                     let Some(text) = lines.get(line_no.wrapping_sub(1)) else {
                         continue;
                     };
-                    out.push(format!("{BLUE}{line_no:>4} |{RESET} {text}"));
+                    out.push(cell_line(line_no, text));
                     let width = text.chars().count();
                     let from = if line_no == span.start_line {
                         span.start_column.max(1)
@@ -67,6 +67,11 @@ pub fn render_compile_errors(code: &str, errors: &[CompilationError]) -> Vec<Str
         out.pop();
     }
     out
+}
+
+/// A line of the cell as tracebacks show it: `   3 | code`.
+pub fn cell_line(line_no: usize, text: &str) -> String {
+    format!("{BLUE}{line_no:>4} |{RESET} {text}")
 }
 
 /// A one-line summary (the `evalue` of the error message).

@@ -14,6 +14,7 @@ mod build_log;
 mod cell_env;
 mod engine;
 mod errors;
+mod history;
 mod inspect;
 mod kernelspec;
 mod preload;

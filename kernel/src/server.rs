@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,20 +16,21 @@ use anyhow::{Context, Result};
 use fastai_wire as wire;
 use jupyter_protocol::{
     CommInfoReply, CompleteReply, ConnectionInfo, ErrorOutput, ExecuteInput, ExecuteReply,
-    ExecuteRequest, ExecuteResult, ExecutionCount, HistoryReply, InspectReply, InterruptReply,
-    JupyterMessage, JupyterMessageContent, ReplyError, ReplyStatus, ShutdownReply, Status,
-    StreamContent,
+    ExecuteRequest, ExecutionCount, Header, InspectReply, InterruptReply, JupyterMessage,
+    JupyterMessageContent, ReplyError, ReplyStatus, ShutdownReply, Status, StreamContent,
+    UnknownMessage,
 };
 use jupyter_zmq_client::{
     create_kernel_control_connection, create_kernel_heartbeat_connection,
     create_kernel_iopub_connection, create_kernel_shell_connection, create_kernel_stdin_connection,
-    KernelControlConnection, KernelShellConnection,
+    Connection, KernelControlConnection, KernelShellConnection, RawMessage,
 };
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use crate::engine::{Engine, Outcome, OutputSink, Stream};
+use crate::history::History;
 use crate::replies::{
-    display_message, is_backtrace_line, is_complete, kernel_info, panic_message, to_media,
+    display_message, execute_result, is_complete, kernel_info, to_media, PanicText,
 };
 
 pub fn run(connection_file: &Path) -> Result<()> {
@@ -74,7 +74,8 @@ pub fn run(connection_file: &Path) -> Result<()> {
 #[derive(Default)]
 struct CellState {
     parent: Option<JupyterMessage>,
-    stderr: Vec<String>,
+    /// What the panic hook printed, held back from stderr for the cell's error message.
+    panic: PanicText,
     /// An error the library reported for this cell (an `Err` returned with `?`).
     error: Option<String>,
     /// Whether this cell was told that it waits for the library to be compiled.
@@ -94,8 +95,8 @@ struct Kernel {
     iopub: UnboundedSender<JupyterMessage>,
     engine: Engine,
     cell: Arc<Mutex<CellState>>,
-    panicked: Arc<AtomicBool>,
     execution_count: usize,
+    history: History,
 }
 
 async fn serve(
@@ -139,8 +140,7 @@ async fn serve(
     });
 
     let cell = Arc::new(Mutex::new(CellState::default()));
-    let panicked = Arc::new(AtomicBool::new(false));
-    let sink = output_sink(iopub_tx.clone(), cell.clone(), panicked.clone());
+    let sink = output_sink(iopub_tx.clone(), cell.clone());
     let engine = Engine::start(sink, preload);
 
     tokio::spawn(forward_build_lines(
@@ -154,48 +154,54 @@ async fn serve(
         iopub: iopub_tx,
         engine,
         cell,
-        panicked,
         execution_count: 0,
+        history: History::default(),
     };
     kernel.shell_loop(shell).await
 }
 
-fn output_sink(
-    iopub: UnboundedSender<JupyterMessage>,
-    cell: Arc<Mutex<CellState>>,
-    panicked: Arc<AtomicBool>,
-) -> OutputSink {
+fn output_sink(iopub: UnboundedSender<JupyterMessage>, cell: Arc<Mutex<CellState>>) -> OutputSink {
     Arc::new(move |stream, line| {
         let mut state = cell.lock().unwrap();
-        if stream == Stream::Stderr {
-            if let Some(msg) = line.strip_prefix(wire::ERROR_MARKER) {
-                // `?` returned a fastai error: evcxr printed it and reports success; we do not.
-                state.error.get_or_insert_with(|| msg.to_string());
-                return;
-            }
-            if line.contains("panicked at") {
-                panicked.store(true, Ordering::SeqCst);
-            } else if panicked.load(Ordering::SeqCst) && is_backtrace_line(&line) {
-                // evcxr forces RUST_BACKTRACE=1 in the cell process; the frames are evcxr's
-                // own plumbing, so only the panic message is shown.
-                return;
-            }
-            state.stderr.push(line.clone());
-        }
-        let Some(parent) = &state.parent else {
+        let CellState {
+            parent,
+            panic,
+            error,
+            ..
+        } = &mut *state;
+        let Some(parent) = parent.as_ref() else {
             // Output between cells (start-up, late lines) goes to the server's log.
             eprintln!("[cell process] {line}");
             return;
         };
-        let msg = match (stream, line.strip_prefix(wire::DISPLAY_PREFIX)) {
-            (Stream::Stdout, Some(json)) => match display_message(json) {
-                Some(content) => JupyterMessage::new(content, Some(parent)),
-                None => StreamContent::stdout(&(line.clone() + "\n")).as_child_of(parent),
-            },
-            (Stream::Stdout, None) => StreamContent::stdout(&(line + "\n")).as_child_of(parent),
-            (Stream::Stderr, _) => StreamContent::stderr(&(line + "\n")).as_child_of(parent),
-        };
-        let _ = iopub.send(msg);
+        let stderr = |text: &str| StreamContent::stderr(&format!("{text}\n")).as_child_of(parent);
+        match stream {
+            Stream::Stderr => {
+                // A panic's report becomes the cell's error message, not stderr output as well.
+                for line in panic.take(&line) {
+                    if let Some(msg) = line.strip_prefix(wire::ERROR_MARKER) {
+                        // `?` returned a fastai error: evcxr printed it and reports success;
+                        // we do not.
+                        error.get_or_insert_with(|| msg.to_string());
+                    } else {
+                        let _ = iopub.send(stderr(&line));
+                    }
+                }
+            }
+            Stream::Stdout => {
+                if let Some(held) = panic.release() {
+                    let _ = iopub.send(stderr(&held));
+                }
+                let msg = match line
+                    .strip_prefix(wire::DISPLAY_PREFIX)
+                    .and_then(display_message)
+                {
+                    Some(content) => JupyterMessage::new(content, Some(parent)),
+                    None => StreamContent::stdout(&(line + "\n")).as_child_of(parent),
+                };
+                let _ = iopub.send(msg);
+            }
+        }
     })
 }
 
@@ -233,7 +239,7 @@ async fn control_loop(
     iopub: UnboundedSender<JupyterMessage>,
 ) {
     loop {
-        let msg = match control.read().await {
+        let msg = match read_request(&mut control).await {
             Ok(m) => m,
             Err(e) => {
                 eprintln!("fastai-kernel: dropped a control message: {e}");
@@ -277,6 +283,72 @@ fn interrupt_grace() -> Duration {
     Duration::from_secs_f64(secs.max(0.0))
 }
 
+/// Reads the next request on a kernel socket (shell or control). Its signature is checked as
+/// `Connection::read` does, but the content is parsed leniently: a request that the typed
+/// messages cannot represent (a `history_request` without `n` or `unique`, which clients leave
+/// out) still arrives, as an `UnknownMessage` with its JSON content, rather than being dropped
+/// with no reply. `history_request`s always come that way (see [`History::answer`]).
+async fn read_request<S: zeromq::SocketRecv>(conn: &mut Connection<S>) -> Result<JupyterMessage> {
+    let multipart = conn.socket.recv().await?;
+    let raw = RawMessage::from_multipart(multipart, &conn.mac)?;
+    parse_request(raw)
+}
+
+fn parse_request(raw: RawMessage) -> Result<JupyterMessage> {
+    let parts = &raw.jparts;
+    anyhow::ensure!(parts.len() >= 4, "a message of {} parts", parts.len());
+    let header: Header = serde_json::from_slice(&parts[0]).context("the message's header")?;
+    let content: serde_json::Value =
+        serde_json::from_slice(&parts[3]).context("the message's content")?;
+    let unknown = |content| {
+        JupyterMessageContent::UnknownMessage(UnknownMessage {
+            msg_type: header.msg_type.clone(),
+            content,
+        })
+    };
+    let content = if header.msg_type == "history_request" {
+        unknown(content)
+    } else {
+        match JupyterMessageContent::from_type_and_content(&header.msg_type, content.clone()) {
+            Ok(typed) => typed,
+            Err(e) => {
+                eprintln!(
+                    "fastai-kernel: a {} that does not parse: {e}",
+                    header.msg_type
+                );
+                unknown(content)
+            }
+        }
+    };
+    Ok(JupyterMessage {
+        zmq_identities: raw.zmq_identities,
+        // (no parent: `{}`, which is not a header)
+        parent_header: serde_json::from_slice(&parts[1]).ok(),
+        metadata: serde_json::from_slice(&parts[2]).unwrap_or_else(|_| serde_json::json!({})),
+        buffers: parts[4..].to_vec(),
+        header,
+        content,
+        channel: None,
+    })
+}
+
+/// The reply to a `history_request` (its content as sent: see [`History::answer`]). Written as
+/// JSON: the typed reply cannot carry IPython's `null` output of a cell without a result.
+fn history_reply(
+    history: &History,
+    msg: &JupyterMessage,
+    request: &serde_json::Value,
+) -> JupyterMessage {
+    let content = serde_json::json!({ "status": "ok", "history": history.answer(request) });
+    JupyterMessage::new(
+        JupyterMessageContent::UnknownMessage(UnknownMessage {
+            msg_type: "history_reply".to_string(),
+            content,
+        }),
+        Some(msg),
+    )
+}
+
 async fn shutdown(engine: &Engine) -> ! {
     engine.kill_cell_process();
     // Let the replies leave the sockets.
@@ -287,7 +359,7 @@ async fn shutdown(engine: &Engine) -> ! {
 impl Kernel {
     async fn shell_loop(&mut self, mut shell: KernelShellConnection) -> Result<()> {
         loop {
-            let msg = match shell.read().await {
+            let msg = match read_request(&mut shell).await {
                 Ok(m) => m,
                 Err(e) => {
                     // A bad signature, a malformed frame: never executed, only logged.
@@ -314,8 +386,8 @@ impl Kernel {
                         .await
                         .as_child_of(&msg),
                 ),
-                JupyterMessageContent::HistoryRequest(_) => {
-                    Some(HistoryReply::default().as_child_of(&msg))
+                JupyterMessageContent::UnknownMessage(m) if m.msg_type == "history_request" => {
+                    Some(history_reply(&self.history, &msg, &m.content))
                 }
                 JupyterMessageContent::CommInfoRequest(_) => {
                     Some(CommInfoReply::default().as_child_of(&msg))
@@ -347,8 +419,11 @@ impl Kernel {
     }
 
     async fn execute(&mut self, msg: &JupyterMessage, req: &ExecuteRequest) -> JupyterMessage {
-        if !req.silent && req.store_history {
+        // As IPython: a silent cell is never history, and only history counts.
+        let stored = !req.silent && req.store_history;
+        if stored {
             self.execution_count += 1;
+            self.history.record_input(self.execution_count, &req.code);
         }
         let count = ExecutionCount::new(self.execution_count);
         let _ = self.iopub.send(
@@ -361,7 +436,7 @@ impl Kernel {
         {
             let mut cell = self.cell.lock().unwrap();
             cell.parent = Some(msg.clone());
-            cell.stderr.clear();
+            cell.panic = PanicText::default();
             cell.error = None;
             cell.told_about_preload = false;
             let early = std::mem::take(&mut cell.preload_lines);
@@ -374,25 +449,44 @@ impl Kernel {
                     .send(StreamContent::stderr(&text).as_child_of(msg));
             }
         }
-        self.panicked.store(false, Ordering::SeqCst);
 
         let outcome = self.engine.execute(req.code.clone()).await;
 
-        let (stderr, library_error) = {
+        let (panic, library_error) = {
             let mut cell = self.cell.lock().unwrap();
             cell.parent = None;
-            (std::mem::take(&mut cell.stderr), cell.error.take())
+            if let Some(held) = cell.panic.release() {
+                let _ = self
+                    .iopub
+                    .send(StreamContent::stderr(&format!("{held}\n")).as_child_of(msg));
+            }
+            (std::mem::take(&mut cell.panic), cell.error.take())
         };
         let error = match outcome {
+            Outcome::Ok(_) if !panic.is_empty() => {
+                let (evalue, mut traceback) = panic.error();
+                // evcxr's crate for this cell is still in the build folder: its line of the
+                // panic, found in the cell, is shown as compile errors show theirs
+                let generated = std::env::var_os("EVCXR_TMPDIR")
+                    .and_then(|d| std::fs::read_to_string(Path::new(&d).join("src/lib.rs")).ok());
+                if let Some((n, text)) = generated.and_then(|g| panic.cell_line(&g, &req.code)) {
+                    traceback.push(crate::errors::cell_line(n, &text));
+                }
+                Some(("panic".to_string(), evalue, traceback))
+            }
             Outcome::Ok(_) if library_error.is_some() => {
                 Some(("Error".to_string(), library_error.unwrap_or_default(), vec![]))
             }
-            Outcome::Ok(_) if self.panicked.load(Ordering::SeqCst) => {
-                Some(("panic".to_string(), panic_message(&stderr), vec![]))
-            }
             Outcome::Ok(outputs) => {
                 if !outputs.is_empty() && !req.silent {
-                    let result = ExecuteResult::new(count, to_media(outputs));
+                    if stored {
+                        if let Some(text) = outputs.get("text/plain") {
+                            // (as shown: without the library's error marker)
+                            let text = text.replace(wire::ERROR_MARKER, "");
+                            self.history.record_output(self.execution_count, &text);
+                        }
+                    }
+                    let result = execute_result(count, outputs);
                     let _ = self.iopub.send(result.as_child_of(msg));
                 }
                 None
@@ -437,6 +531,11 @@ impl Kernel {
                 if traceback.is_empty() {
                     traceback.push(format!("\x1b[31m{ename}\x1b[0m: {evalue}"));
                 }
+                if ename != "panic" && !panic.is_empty() {
+                    // the cell panicked and then failed otherwise (a panic while panicking
+                    // aborts the process): the panic's report is part of the story
+                    traceback.extend(panic.error().1);
+                }
                 let out = ErrorOutput {
                     ename: ename.clone(),
                     evalue: evalue.clone(),
@@ -447,7 +546,7 @@ impl Kernel {
                     status: ReplyStatus::Error,
                     execution_count: count,
                     payload: vec![],
-                    user_expressions: None,
+                    user_expressions: Some(HashMap::new()),
                     error: Some(Box::new(ReplyError {
                         ename,
                         evalue,
@@ -509,5 +608,87 @@ impl Kernel {
             status: ReplyStatus::Ok,
             error: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(msg_type: &str, content: serde_json::Value) -> RawMessage {
+        let header = serde_json::json!({
+            "msg_id": "m1", "username": "u", "session": "s",
+            "date": "2024-01-01T00:00:00Z", "msg_type": msg_type, "version": "5.3",
+        });
+        let parts = [
+            header.to_string(),
+            "{}".into(),
+            "{}".into(),
+            content.to_string(),
+        ];
+        RawMessage {
+            zmq_identities: vec![b"client".to_vec().into()],
+            jparts: parts.into_iter().map(|p| p.into_bytes().into()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_history_request_without_n_still_arrives() {
+        // jupyter_client sends only what it was given: no `n`, no `unique` here
+        let content = serde_json::json!({
+            "hist_access_type": "search", "pattern": "1*", "output": false, "raw": true,
+        });
+        let msg = parse_request(raw("history_request", content.clone())).unwrap();
+        let JupyterMessageContent::UnknownMessage(m) = &msg.content else {
+            panic!("not kept as JSON: {:?}", msg.content)
+        };
+        assert_eq!(m.msg_type, "history_request");
+        assert_eq!(m.content, content);
+        assert_eq!(msg.header.msg_id, "m1");
+        assert!(msg.parent_header.is_none());
+        // replies go back to the same client
+        assert_eq!(msg.zmq_identities.len(), 1);
+    }
+
+    #[test]
+    fn other_requests_stay_typed_and_bad_ones_are_kept() {
+        let msg = parse_request(raw(
+            "is_complete_request",
+            serde_json::json!({"code": "fn f() {"}),
+        ))
+        .unwrap();
+        assert!(matches!(
+            msg.content,
+            JupyterMessageContent::IsCompleteRequest(_)
+        ));
+        // a request whose content the typed message cannot hold is not lost
+        let msg = parse_request(raw("complete_request", serde_json::json!({"code": 1}))).unwrap();
+        assert_eq!(msg.content.message_type(), "complete_request");
+        // too few parts: an error, not a panic
+        let mut short = raw("kernel_info_request", serde_json::json!({}));
+        short.jparts.truncate(2);
+        assert!(parse_request(short).is_err());
+    }
+
+    #[test]
+    fn the_history_reply_is_a_history_reply() {
+        let parent = parse_request(raw(
+            "history_request",
+            serde_json::json!({"hist_access_type": "tail", "n": 1, "output": false, "raw": true}),
+        ))
+        .unwrap();
+        let JupyterMessageContent::UnknownMessage(req) = &parent.content else {
+            panic!()
+        };
+        let mut history = History::default();
+        history.record_input(1, "1 + 2");
+        let reply = history_reply(&history, &parent, &req.content);
+        assert_eq!(reply.header.msg_type, "history_reply");
+        assert_eq!(reply.parent_header.unwrap().msg_id, "m1");
+        let v = serde_json::to_value(&reply.content).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"status": "ok", "history": [[1, 1, "1 + 2"]]})
+        );
     }
 }
