@@ -21,7 +21,7 @@ from helpers import (ROOT, assert_every_cell_ran, cell, code_cells, displays, re
 
 NOTEBOOKS = os.path.join(ROOT, "notebooks")
 PLANET_N = 64
-CAMVID_N, CAMVID_WH = 20, (64, 48)
+CAMVID_N, CAMVID_WH = 20, (48, 32)
 BIWI_FOLDERS, BIWI_FRAMES = 14, 3
 
 
