@@ -9,6 +9,7 @@ mod common;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use common::lcg::Lcg;
 use common::tmp::TempDir;
 use fastai::vision::*;
 use image::{GrayImage, Luma, Rgb, RgbImage};
@@ -20,18 +21,6 @@ const COLORS: [(&str, [u8; 3]); 3] = [
 ];
 const W: u32 = 48;
 const H: u32 = 40;
-
-/// A tiny deterministic generator (tests must not depend on a crate's stream).
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, n: u32) -> u32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 33) % n as u64) as u32
-    }
-}
 
 /// One generated picture: its squares (colour index, top, left, side).
 struct Item {

@@ -6,21 +6,11 @@ mod common;
 
 use std::path::Path;
 
+use common::lcg::Lcg;
 use common::tmp::TempDir;
 use fastai::interpret::cleaner::most_similar_pairs;
 use fastai::vision::*;
 use image::{imageops::FilterType, Rgb, RgbImage};
-
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, n: u32) -> u32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 33) % n as u64) as u32
-    }
-}
 
 /// A picture of a few random coloured discs on a random background.
 fn picture(rng: &mut Lcg) -> RgbImage {

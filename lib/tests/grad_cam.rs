@@ -7,22 +7,12 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::lcg::Lcg;
 use common::tmp::TempDir;
 use fastai::vision::*;
 use image::{Rgb, RgbImage};
 
 const SIDE: u32 = 192;
-
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, n: u32) -> u32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 33) % n as u64) as u32
-    }
-}
 
 /// `n` pictures; returns each file with its quadrant (0 top-left, 1 top-right, 2 bottom-left,
 /// 3 bottom-right).

@@ -86,22 +86,7 @@ impl ImageCleaner {
     /// most alike (cosine similarity), most similar first. The review shows each pair side by
     /// side - #0 and #1, #2 and #3, ... - so one of the two can be deleted.
     pub fn from_similars(learn: &mut Learner, n_pairs: usize) -> Result<Self> {
-        let data = &learn.data;
-        let (Some(train), Some(valid)) = (data.train_ds.categories(), data.valid_ds.categories())
-        else {
-            return Err(Error::Msg(format!(
-                "the image cleaner works on single-label data; this data's targets are {}",
-                data.target_kind()
-            )));
-        };
-        let labels: Vec<usize> = train.iter().chain(valid).copied().collect();
-        let items: Vec<PathBuf> = data
-            .train_ds
-            .items
-            .iter()
-            .chain(&data.valid_ds.items)
-            .cloned()
-            .collect();
+        let (items, labels) = dataset(&learn.data)?;
         let feats = learn.features(&items)?;
         let pairs = most_similar_pairs(&feats, n_pairs);
         let mut order = Vec::with_capacity(2 * pairs.len());
@@ -116,7 +101,16 @@ impl ImageCleaner {
                 });
             }
         }
-        Ok(ImageCleaner {
+        Ok(Self::with_order(&learn.data, items, labels, order))
+    }
+
+    fn with_order(
+        data: &ImageDataBunch,
+        items: Vec<PathBuf>,
+        labels: Vec<usize>,
+        order: Vec<Review>,
+    ) -> Self {
+        ImageCleaner {
             path: data.path.clone(),
             classes: data.classes.clone(),
             new_labels: vec![None; items.len()],
@@ -125,7 +119,7 @@ impl ImageCleaner {
             labels,
             order,
             next: 0,
-        })
+        }
     }
 
     /// The same from an interpretation already made of `data`'s validation set (saves predicting
@@ -142,21 +136,7 @@ impl ImageCleaner {
             ));
         }
         let n_train = data.train_ds.len();
-        let items: Vec<PathBuf> = data
-            .train_ds
-            .items
-            .iter()
-            .chain(&data.valid_ds.items)
-            .cloned()
-            .collect();
-        let (Some(train), Some(valid)) = (data.train_ds.categories(), data.valid_ds.categories())
-        else {
-            return Err(Error::Msg(format!(
-                "the image cleaner relabels single-label data; this data's targets are {}",
-                data.target_kind()
-            )));
-        };
-        let labels: Vec<usize> = train.iter().chain(valid).copied().collect();
+        let (items, labels) = dataset(data)?;
         let (losses, idx) = interp.top_losses(None);
         let order = idx
             .iter()
@@ -168,16 +148,7 @@ impl ImageCleaner {
                 twin: None,
             })
             .collect();
-        Ok(ImageCleaner {
-            path: data.path.clone(),
-            classes: data.classes.clone(),
-            new_labels: vec![None; items.len()],
-            deleted: vec![false; items.len()],
-            items,
-            labels,
-            order,
-            next: 0,
-        })
+        Ok(Self::with_order(data, items, labels, order))
     }
 
     /// Number of images to review (the validation set).
@@ -490,6 +461,26 @@ impl fmt::Display for ImageCleaner {
             self.relabelled().len()
         )
     }
+}
+
+/// Every item of the dataset (training, then validation) with its class index; an error for
+/// data that is not single-label.
+fn dataset(data: &ImageDataBunch) -> Result<(Vec<PathBuf>, Vec<usize>)> {
+    let (Some(train), Some(valid)) = (data.train_ds.categories(), data.valid_ds.categories())
+    else {
+        return Err(Error::Msg(format!(
+            "the image cleaner works on single-label data; this data's targets are {}",
+            data.target_kind()
+        )));
+    };
+    let items = data
+        .train_ds
+        .items
+        .iter()
+        .chain(&data.valid_ds.items)
+        .cloned()
+        .collect();
+    Ok((items, train.iter().chain(valid).copied().collect()))
 }
 
 /// The `n` pairs `(i, j, similarity)` (`i < j`) of rows of `feats` `(N, D)` with the largest

@@ -13,9 +13,7 @@ use tch::{Device, Kind, Tensor};
 use super::plots::titled_grid;
 use super::ClassificationInterpretation;
 use crate::bail;
-use crate::data::open_image;
 use crate::data::show::open_resized;
-use crate::data::transforms::{render, Augment};
 use crate::display::{display, Rich};
 use crate::error::Result;
 use crate::learner::Learner;
@@ -42,14 +40,7 @@ impl Learner {
         class: Option<usize>,
         point: &str,
     ) -> Result<(Tensor, usize)> {
-        let img = open_image(image.as_ref())?;
-        let (h, w) = self.data.size;
-        let mut buf = vec![0f32; 3 * h * w];
-        let norm = self.data.stats.map(|s| (s.mean, s.std));
-        render(&img, h, w, &Augment::center(), norm, &mut buf);
-        let x = Tensor::from_slice(&buf)
-            .view([1, 3, h as i64, w as i64])
-            .to_device(self.device());
+        let x = self.data.one_item(image.as_ref())?.to_device(self.device());
         self.grad_cam_tensor(&x, class, point)
     }
 

@@ -12,7 +12,6 @@ use super::fit::panic_text;
 use super::{interrupt, Learner};
 use crate::bail;
 use crate::data::show::{batch_to_images, draw_points, overlay_mask, POINT_COLOR};
-use crate::data::transforms::{render, Augment};
 use crate::data::{open_image, Batch, Labels};
 use crate::display::{display, figure::image_grid, Rich};
 use crate::error::{Error, Result};
@@ -163,12 +162,7 @@ impl Learner {
         let image = image.as_ref();
         let img = open_image(image)?;
         let (h, w) = self.data.size;
-        let mut buf = vec![0f32; 3 * h * w];
-        let norm = self.data.stats.map(|s| (s.mean, s.std));
-        render(&img, h, w, &Augment::center(), norm, &mut buf);
-        let x = Tensor::from_slice(&buf)
-            .view([1, 3, h as i64, w as i64])
-            .to_device(self.device());
+        let x = self.data.one_item(image)?.to_device(self.device());
         let out = tch::no_grad(|| self.model.forward_t(&x, false))
             .to_device(Device::Cpu)
             .squeeze_dim(0);
