@@ -295,7 +295,8 @@ fn from_learner_predicts_the_validation_set_and_plots_top_losses() {
     let want: Vec<i64> = learn
         .data
         .valid_ds
-        .labels
+        .categories()
+        .unwrap()
         .iter()
         .map(|&l| l as i64)
         .collect();
