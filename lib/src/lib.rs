@@ -21,7 +21,8 @@ pub use image;
 /// Everything a vision notebook needs, in one import.
 pub mod vision {
     pub use crate::config::{
-        data_dir, fashion_mnist_dir, home, lesson3_dir, mnist_dir, models_dir, OfflineWeights,
+        data_dir, fashion_mnist_dir, home, lesson3_dir, mnist_dir, models_dir, samples_dir,
+        OfflineWeights,
     };
     pub use crate::data::{
         download_images, download_images_with, download_url, get_files, get_image_files,
@@ -68,6 +69,8 @@ pub mod vision {
         conv_layer, conv_layer_with, res_block, sequential, simple_cnn, ConvLayer, ConvLayerConfig,
         Flatten, ResBlock, Sequential,
     };
-    pub use crate::models::{names as models, Arch, DynamicUnet, Hook, Model, Net, UnetOptions};
+    pub use crate::models::{
+        names as models, Arch, DynamicUnet, Hook, ImagenetClassifier, Model, Net, UnetOptions,
+    };
     pub use tch::{self, nn, Device, Kind, Tensor};
 }

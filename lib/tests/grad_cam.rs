@@ -155,3 +155,45 @@ fn grad_cam_looks_where_the_answer_is() {
     let img = image::load_from_memory(&png).unwrap().to_rgb8();
     assert_eq!(img.dimensions(), (600, 600));
 }
+
+/// The offline ImageNet classifier on a real photo (scikit-image's `coffee.png`, installed by
+/// install.sh): it sees an espresso, and its Grad-CAM map is hottest on the cup. The cup's box in
+/// the 224 px centre crop was read off the picture by eye: x 0.28-0.92, y 0.00-0.62 of the side
+/// (40% of the picture); the saucer, the spoon and the table are outside it.
+#[test]
+fn on_a_real_photo_grad_cam_points_at_the_cup() {
+    let net = ImagenetClassifier::load().unwrap();
+    let photo = samples_dir().join("coffee.png");
+    let top = net.predict(&photo, 1).unwrap();
+    assert_eq!(top[0].0, "espresso", "{top:?}");
+    let (cam, class) = net.grad_cam(&photo, None).unwrap();
+    assert_eq!(net.classes[class], "espresso");
+    assert_eq!(cam.size(), [224, 224]);
+    let (lo, hi) = (cam.min().double_value(&[]), cam.max().double_value(&[]));
+    assert!(lo >= 0.0 && (hi - 1.0).abs() < 1e-6, "range {lo}..{hi}");
+    let side = 224.0;
+    let (x0, x1, y1) = (0.28 * side, 0.92 * side, 0.62 * side);
+    let flat = cam.flatten(0, -1);
+    let at = flat.argmax(0, false).int64_value(&[]) as f64;
+    let (x, y) = (at % side, (at / side).floor());
+    assert!(
+        (x0..x1).contains(&x) && y < y1,
+        "the hottest pixel ({x}, {y}) is not on the cup"
+    );
+    let cup = cam
+        .narrow(0, 0, y1 as i64)
+        .narrow(1, x0 as i64, (x1 - x0) as i64)
+        .sum(Kind::Float)
+        .double_value(&[]);
+    let share = cup / flat.sum(Kind::Float).double_value(&[]);
+    assert!(
+        share > 0.55,
+        "only {share:.2} of the map is on the cup, which covers 0.40 of the picture"
+    );
+    // asking about another class works too, and a class that does not exist is an error
+    let mug = net.class_index("coffee mug").unwrap();
+    assert_eq!(net.grad_cam(&photo, Some(mug)).unwrap().1, mug);
+    let err = net.grad_cam(&photo, Some(1000)).unwrap_err().to_string();
+    assert!(err.contains("1000"), "{err}");
+    assert!(net.class_index("teapot pot").is_err());
+}

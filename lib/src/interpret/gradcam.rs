@@ -17,6 +17,7 @@ use crate::data::show::open_resized;
 use crate::display::{display, Rich};
 use crate::error::Result;
 use crate::learner::Learner;
+use crate::models::{ImagenetClassifier, Model};
 
 /// The hook point Grad-CAM reads by default: the body's output (a `cnn_learner` model's).
 pub const BODY: &str = "body";
@@ -51,55 +52,7 @@ impl Learner {
         class: Option<usize>,
         point: &str,
     ) -> Result<(Tensor, usize)> {
-        let hook = self.hook_output(point, true)?;
-        let out = tch::with_grad(|| self.model.forward_t(x, false));
-        let (Some(acts), true) = (hook.stored(), out.dim() == 2) else {
-            bail!(
-                "Grad-CAM needs a classifier whose model passes the hook point {point:?} \
-                 (cnn_learner models pass \"body\")"
-            );
-        };
-        let n_out = out.size()[1] as usize;
-        let class = match class {
-            Some(c) if c < n_out => c,
-            Some(c) => bail!("class {c} is not one of the model's {n_out} outputs"),
-            None => out.get(0).argmax(0, false).int64_value(&[]) as usize,
-        };
-        out.get(0).get(class as i64).backward();
-        let grads = hook.grad();
-        drop(hook);
-        // backward() also left gradients on the trainable weights: clear them, so that training
-        // afterwards starts from a clean slate
-        for (_, v) in self.model.var_store().variables() {
-            let mut v = v.shallow_clone();
-            if v.grad().defined() {
-                v.zero_grad();
-            }
-        }
-        let Some(grads) = grads else {
-            bail!("no gradient reached the hook point {point:?}");
-        };
-        if acts.dim() != 4 {
-            bail!(
-                "Grad-CAM needs a (N, C, h, w) activation map at {point:?}, got {:?}",
-                acts.size()
-            );
-        }
-        let acts = acts.detach().to_kind(Kind::Float);
-        let weights = grads
-            .to_kind(Kind::Float)
-            .mean_dim(&[2i64, 3][..], true, Kind::Float);
-        let cam = (acts * weights)
-            .sum_dim_intlist(1, true, Kind::Float)
-            .relu();
-        let size = [x.size()[2], x.size()[3]];
-        let cam = cam
-            .upsample_bilinear2d(size, false, None, None)
-            .squeeze()
-            .to_device(Device::Cpu);
-        let top = cam.max().double_value(&[]);
-        let cam = if top > 0.0 { cam / top } else { cam };
-        Ok((cam, class))
+        grad_cam_model(&*self.model, x, class, point)
     }
 
     /// The image (as the model sees it: resized, centre-cropped) with its Grad-CAM map blended
@@ -128,6 +81,50 @@ impl Learner {
             1,
             figsize,
         );
+        display(&Rich::png(png, &title));
+        Ok(())
+    }
+}
+
+impl ImagenetClassifier {
+    /// The Grad-CAM map of a photo for `class` (`None`: the predicted class) on the last feature
+    /// map, `(size, size)` in [0, 1]; with the class used.
+    pub fn grad_cam(
+        &self,
+        image: impl AsRef<Path>,
+        class: Option<usize>,
+    ) -> Result<(Tensor, usize)> {
+        let x = self.one_item(image.as_ref())?;
+        grad_cam_model(&self.model, &x, class, Self::LAST_FEATURES)
+    }
+
+    /// The photo as the network sees it, with its Grad-CAM map blended over it; with the class.
+    pub fn heatmap_image(
+        &self,
+        image: impl AsRef<Path>,
+        class: Option<usize>,
+    ) -> Result<(RgbImage, usize)> {
+        let image = image.as_ref();
+        let (cam, c) = self.grad_cam(image, class)?;
+        Ok((blend_heatmap(&self.view(image)?, &cam, 0.6), c))
+    }
+
+    /// Shows a photo with where the network looked for `class` (default: its prediction), titled
+    /// with the class and its probability.
+    pub fn show_heatmap(
+        &self,
+        image: impl AsRef<Path>,
+        class: Option<usize>,
+        figsize: (f32, f32),
+    ) -> Result<()> {
+        let image = image.as_ref();
+        let (img, c) = self.heatmap_image(image, class)?;
+        let x = self.one_item(image)?;
+        let p = tch::no_grad(|| self.model.forward_t(&x, false))
+            .softmax(-1, Kind::Float)
+            .double_value(&[0, c as i64]);
+        let title = format!("Grad-CAM: {} ({p:.2})", self.classes[c]);
+        let png = titled_grid(&[(img, title.clone())], 1, 1, figsize);
         display(&Rich::png(png, &title));
         Ok(())
     }
@@ -172,6 +169,73 @@ impl ClassificationInterpretation {
         let side = (cells.len() as f64).sqrt().ceil() as usize;
         Ok(titled_grid(&cells, side, side, figsize))
     }
+}
+
+/// Grad-CAM of any model with hook points (the library's models, `Net::new`): the map of the
+/// activations at `point` weighted by the mean gradient of `class`'s score (`None`: the predicted
+/// class) per channel, positive part, scaled up bilinearly to `x`'s size `(H, W)` and to [0, 1];
+/// with the class used. `x` is one normalized image `(1, 3, H, W)` on the model's device.
+pub fn grad_cam_model(
+    model: &dyn Model,
+    x: &Tensor,
+    class: Option<usize>,
+    point: &str,
+) -> Result<(Tensor, usize)> {
+    let Some(taps) = model.taps() else {
+        bail!(
+            "Grad-CAM needs a model with hook points (the library's models, or Net::new): \
+         this one declares none"
+        );
+    };
+    let hook = taps.hook_output(point, true);
+    let out = tch::with_grad(|| model.forward_t(x, false));
+    let (Some(acts), true) = (hook.stored(), out.dim() == 2) else {
+        bail!(
+            "Grad-CAM needs a classifier whose model passes the hook point {point:?} \
+             (cnn_learner models pass \"body\")"
+        );
+    };
+    let n_out = out.size()[1] as usize;
+    let class = match class {
+        Some(c) if c < n_out => c,
+        Some(c) => bail!("class {c} is not one of the model's {n_out} outputs"),
+        None => out.get(0).argmax(0, false).int64_value(&[]) as usize,
+    };
+    out.get(0).get(class as i64).backward();
+    let grads = hook.grad();
+    drop(hook);
+    // backward() also left gradients on the trainable weights: clear them, so that training
+    // afterwards starts from a clean slate
+    for (_, v) in model.var_store().variables() {
+        let mut v = v.shallow_clone();
+        if v.grad().defined() {
+            v.zero_grad();
+        }
+    }
+    let Some(grads) = grads else {
+        bail!("no gradient reached the hook point {point:?}");
+    };
+    if acts.dim() != 4 {
+        bail!(
+            "Grad-CAM needs a (N, C, h, w) activation map at {point:?}, got {:?}",
+            acts.size()
+        );
+    }
+    let acts = acts.detach().to_kind(Kind::Float);
+    let weights = grads
+        .to_kind(Kind::Float)
+        .mean_dim(&[2i64, 3][..], true, Kind::Float);
+    let cam = (acts * weights)
+        .sum_dim_intlist(1, true, Kind::Float)
+        .relu();
+    let size = [x.size()[2], x.size()[3]];
+    let cam = cam
+        .upsample_bilinear2d(size, false, None, None)
+        .squeeze()
+        .to_device(Device::Cpu);
+    let top = cam.max().double_value(&[]);
+    let cam = if top > 0.0 { cam / top } else { cam };
+    Ok((cam, class))
 }
 
 /// Shows `map` (any `(h, w)` tensor: a channel average, a Grad-CAM before scaling) over `img`

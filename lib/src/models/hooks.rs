@@ -155,7 +155,9 @@ impl Taps {
         let mut x = x;
         for slot in s.hooks.iter_mut().filter(|h| h.name == name) {
             slot.passed += 1;
-            if slot.grad && x.requires_grad() {
+            // (also when the model's weights are all frozen, so x needs no gradient yet: the
+            // probe is what makes the output's gradient reach this point)
+            if slot.grad {
                 let probe = x.zeros_like().set_requires_grad(true);
                 x = &x + &probe;
                 slot.probe = Some(probe);

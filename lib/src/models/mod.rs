@@ -12,6 +12,7 @@
 pub mod efficientnet;
 pub mod head;
 pub mod hooks;
+pub mod imagenet;
 pub mod layers;
 pub mod mobilenet;
 pub mod model;
@@ -24,6 +25,7 @@ use tch::{Device, Tensor};
 
 pub use head::{Head, HeadConfig};
 pub use hooks::{Hook, Taps};
+pub use imagenet::ImagenetClassifier;
 pub use model::{Model, Net};
 pub use unet::{DynamicUnet, UnetOptions};
 
