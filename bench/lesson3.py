@@ -16,7 +16,7 @@ offline lesson-3 data (~/.fastai/data/lesson3_offline, made by install.sh), same
   predicted and true point in [-1, 1] units.
 
     .venv-bench/bin/python bench/lesson3.py [--size 96] [--bs 32] [--threads N] [--epochs 3]
-        [--unfrozen 0] [--tasks multi,seg,points] [--limit N]
+        [--unfrozen 0] [--tasks multi,seg,points] [--limit N] [--seed 0] [--wd-bn-bias]
 
 Prints one JSON line per task: seconds per epoch (training + validation), the metrics.
 """
@@ -41,6 +41,9 @@ def main():
     ap.add_argument("--unfrozen", type=int, default=0)
     ap.add_argument("--tasks", default="multi,seg,points")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N images of each task")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--wd-bn-bias", action="store_true",
+                    help="weight decay on BatchNorm and bias parameters too (fastai v1's bn_wd=True, as ours)")
     args = ap.parse_args()
 
     import torch
@@ -56,7 +59,8 @@ def main():
     from safetensors.torch import load_file
 
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    from fastai.torch_core import set_seed
+    set_seed(args.seed)
     home = os.environ.get("FASTAI_HOME", os.path.expanduser("~/.fastai"))
     root = Path(home) / "data" / "lesson3_offline"
     weights = load_file(os.path.join(home, "models", "mobilenet_v2-imagenet-features.safetensors"))
@@ -81,7 +85,7 @@ def main():
 
     def run(task, dls, model, loss, metrics, splitter, score):
         learn = Learner(dls, model, loss_func=loss, metrics=metrics, splitter=splitter, wd=1e-2,
-                        moms=(0.95, 0.85, 0.95))
+                        moms=(0.95, 0.85, 0.95), wd_bn_bias=args.wd_bn_bias)
         learn.freeze()
         with learn.no_bar(), learn.no_logging():
             t0 = time.perf_counter()
@@ -93,7 +97,7 @@ def main():
             res = score(learn)
         out = {"task": task, "impl": impl, "seconds_per_epoch": round(secs / (args.epochs + args.unfrozen), 2),
                "epochs": args.epochs + args.unfrozen, "train": len(dls.train_ds), "valid": len(dls.valid_ds),
-               "size": args.size, "bs": args.bs, "threads": args.threads, **res}
+               "seed": args.seed, "wd_bn_bias": args.wd_bn_bias, "size": args.size, "bs": args.bs, "threads": args.threads, **res}
         print(json.dumps(out), flush=True)
 
     def values(learn):

@@ -7,7 +7,7 @@
 //! transfer learning brings).
 //!
 //!     cargo run --release --example bench_lesson3 -- [--size 96] [--bs 32] [--threads N]
-//!         [--epochs 3] [--unfrozen 0] [--tasks multi,seg,points] [--limit N] [--random]
+//!         [--epochs 3] [--unfrozen 0] [--tasks multi,seg,points] [--limit N] [--random] [--seed 0]
 //!
 //! Prints one JSON line per task.
 
@@ -26,6 +26,7 @@ struct Args {
     tasks: Vec<String>,
     limit: usize,
     random: bool,
+    seed: u64,
 }
 
 fn args() -> Args {
@@ -38,6 +39,7 @@ fn args() -> Args {
         tasks: vec!["multi".into(), "seg".into(), "points".into()],
         limit: 0,
         random: false,
+        seed: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -52,6 +54,7 @@ fn args() -> Args {
             "--limit" => a.limit = num(value()),
             "--tasks" => a.tasks = value().split(',').map(String::from).collect(),
             "--random" => a.random = true,
+            "--seed" => a.seed = num(value()) as u64,
             other => panic!("unknown flag {other}"),
         }
     }
@@ -67,11 +70,12 @@ fn number(p: &Path) -> usize {
 fn main() -> fastai::Result<()> {
     let a = args();
     tch::set_num_threads(a.threads as i32);
-    tch::manual_seed(0);
+    tch::manual_seed(a.seed as i64);
     let root = lesson3_dir();
     let opts = DataOptions::default()
         .bs(a.bs)
         .num_workers(a.threads)
+        .seed(42 + a.seed)
         .device(Device::Cpu);
     let learner_opts = LearnerOptions::default().pretrained(!a.random);
     let keep = |n: usize| a.limit == 0 || n < a.limit;
@@ -86,8 +90,9 @@ fn main() -> fastai::Result<()> {
         }
         let secs = t0.elapsed().as_secs_f64() / (a.epochs + a.unfrozen) as f64;
         println!(
-            "{{\"task\":\"{task}\",\"impl\":\"fastai-rs\",\"pretrained\":{},\"seconds_per_epoch\":{secs:.2},\"epochs\":{},\"train\":{},\"valid\":{},\"size\":{},\"bs\":{},\"threads\":{},{}}}",
+            "{{\"task\":\"{task}\",\"impl\":\"fastai-rs\",\"pretrained\":{},\"seed\":{},\"seconds_per_epoch\":{secs:.2},\"epochs\":{},\"train\":{},\"valid\":{},\"size\":{},\"bs\":{},\"threads\":{},{}}}",
             !a.random,
+            a.seed,
             a.epochs + a.unfrozen,
             learn.data.train_ds.len(),
             learn.data.valid_ds.len(),
