@@ -59,7 +59,7 @@ def test_cpu_dry_run_runs_every_step_and_writes_the_results(tmp_path):
     assert report["info"]["kernel"].startswith(os.environ.get("CARGO_TARGET_DIR") or ROOT)
     checks = {c["name"]: c for c in report["checks"]}
     names = " / ".join(checks)
-    for part in ("device_info() (dry run", "fp32", "to_fp16", "channels-last", "whole pipeline", "first fit", "interrupt",
+    for part in ("device_info() (dry run", "fp32", "to_fp16", "channels-last", "whole pipeline", "render_batch", "first fit", "interrupt",
                  "drop(learn)", "two kernels"):
         assert part in names, (part, names)
     assert all(c["ok"] for c in checks.values()), [c for c in checks.values() if not c["ok"]]
@@ -74,4 +74,4 @@ def test_cpu_dry_run_runs_every_step_and_writes_the_results(tmp_path):
     assert "kept" in next(c for n, c in checks.items() if "interrupt" in n)["numbers"]["reply"]
     table = (out / "gpu-check.md").read_text().splitlines()
     assert table[2] == "| check | result | numbers |" and len(table) == 4 + len(checks), table
-    assert "9/9 checks passed" in r.stdout
+    assert "10/10 checks passed" in r.stdout

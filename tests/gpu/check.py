@@ -239,6 +239,18 @@ def _():
                 "peak MB": peak, "device": out.get("device")}
 
 
+AUG = dict(bs=4, size=32, src=40, iters=1) if DRY else dict(bs=64, size=224, src=256, iters=20)
+
+
+@step(f"batch augmentation on the device (render_batch, bs {AUG['bs']}, {AUG['src']} -> {AUG['size']} px)")
+def _():
+    out, _ = run_measured([os.path.join(EXAMPLES, "bench_augment"), str(AUG["bs"]), str(AUG["size"]), str(AUG["src"]),
+                           str(AUG["iters"]), "--device", DEV])
+    ok = out["device"].lower().startswith(DEV) and out["render_batch_img_per_s"] > 0
+    return ok, {"render_batch img/s": out["render_batch_img_per_s"],
+                "render (1 CPU thread) img/s": out["render_cpu_1_thread_img_per_s"], "device": out["device"]}
+
+
 # ---------------------------------------------------------------- in the kernel
 
 kernel_a = None

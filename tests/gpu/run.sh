@@ -2,8 +2,9 @@
 # The prepared GPU check (issue 20): on a machine with an NVIDIA GPU, after ./install.sh, builds the
 # benchmark programs and runs tests/gpu/check.py, which checks and measures (device_info, resnet34
 # training steps in fp32 / to_fp16 / channels-last next to plain PyTorch, the whole pipeline, the
-# offline lesson's first fit, an interrupt during a fit, GPU memory after drop(learn), two kernels
-# on one GPU) and writes gpu-check.json and gpu-check.md into $OUT (default target/gpu-check/).
+# batch augmentation on the device (render_batch), the offline lesson's first fit, an interrupt
+# during a fit, GPU memory after drop(learn), two kernels on one GPU) and writes gpu-check.json
+# and gpu-check.md into $OUT (default target/gpu-check/).
 # Under 5 minutes on one H200 (planned; see BENCHMARKS.md for what it measured when it ran).
 #
 #   tests/gpu/run.sh                 on a GPU machine; elsewhere prints one line and exits 0
@@ -36,7 +37,7 @@ if [ ! -x .venv/bin/python ] || [ ! -f .cargo/config.toml ] || ! command -v carg
 fi
 echo "==> building (cargo build --release: the workspace and the benchmark examples)"
 T0=$SECONDS
-if ! cargo build --release --locked -j "$(nproc)" --workspace --example bench_train --example bench_finetune \
+if ! cargo build --release --locked -j "$(nproc)" --workspace --example bench_train --example bench_finetune --example bench_augment \
     >"$OUT_DIR/build.log" 2>&1; then
   tail -30 "$OUT_DIR/build.log" >&2
   echo "tests/gpu/run.sh: the build failed (log: $OUT_DIR/build.log)" >&2
