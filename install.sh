@@ -12,11 +12,14 @@ set -euo pipefail
 
 usage() {
   cat <<'EOF'
-usage: ./install.sh [--cuda | --cpu] [--jobs N] [--skip-assets] [--browser-tests]
+usage: ./install.sh [--cuda | --cpu] [--jobs N] [--skip-assets] [--browser-tests] [--print-torch-plan]
 
-  --cuda         install the full CUDA build of libtorch (4.7 GB; needs NVIDIA driver >= 580)
+  --cuda         install a CUDA build of libtorch (about 5 GB), the one the NVIDIA driver runs:
+                 driver >= 580: CUDA 13.0 (PyPI); 570-579: cu128, 525-569: cu126 (from PyTorch's
+                 own package index); older drivers: says which driver it needs
   --cpu          install the CPU-only libtorch (1.2 GB), even on a machine with a GPU
-                 (default: --cuda when `nvidia-smi` works, --cpu otherwise)
+                 (default: --cuda when `nvidia-smi` answers, --cpu otherwise)
+  --print-torch-plan  print which libtorch build would be installed, and why, then exit
   --jobs N       parallel build jobs for cargo (default: 2)
   --skip-assets  do not fetch the offline weights and images (tests that use them will fail)
   --browser-tests  also set up the JupyterLab-in-a-browser test: Chromium (Debian's package,
@@ -24,7 +27,10 @@ usage: ./install.sh [--cuda | --cpu] [--jobs N] [--skip-assets] [--browser-tests
                  playwright-core (npm, into tools/lab/node_modules; needs Node.js >= 20)
 
 Environment: FASTAI_HOME (data directory, default ~/.fastai), PYTHON (default python3),
-CHROMIUM (the browser for --browser-tests, default /usr/bin/chromium).
+CHROMIUM (the browser for --browser-tests, default /usr/bin/chromium),
+FASTAI_TORCH_VARIANT (cpu, cu126, cu128 or cu130: this libtorch build, whatever the driver),
+FASTAI_TORCH_INDEX (the package index for the cu126/cu128 builds, default
+https://download.pytorch.org/whl/<variant>; see tools/torch_variant.sh).
 EOF
 }
 
@@ -40,6 +46,7 @@ JOBS=2
 VARIANT=""
 SKIP_ASSETS=0
 BROWSER_TESTS=0
+PRINT_PLAN=0
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 LAB_TOOLS="$ROOT/tools/lab"
 START=$SECONDS
@@ -51,6 +58,7 @@ while [ $# -gt 0 ]; do
     --jobs) JOBS=${2:?--jobs needs a number}; shift ;;
     --skip-assets) SKIP_ASSETS=1 ;;
     --browser-tests) BROWSER_TESTS=1 ;;
+    --print-torch-plan) PRINT_PLAN=1 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -59,6 +67,29 @@ done
 
 step() { printf '\n==> %s\n' "$*"; }
 fail() { printf '\ninstall.sh: error: %s\n' "$*" >&2; exit 1; }
+
+# Which libtorch build (CPU, or the CUDA build this machine's NVIDIA driver runs).
+# shellcheck source=tools/torch_variant.sh
+. "$ROOT/tools/torch_variant.sh"
+# pip's arguments for the build torch_plan chose (the CPU one without the CUDA libraries it
+# does not use, only the two that libtorch_cpu.so links).
+torch_pip_args() {
+  if [ "$TORCH_VARIANT" = cpu ]; then
+    TORCH_PIP=(--force-reinstall --no-deps "$TORCH_SPEC" "${CPU_EXTRAS[@]}")
+  else
+    TORCH_PIP=(--force-reinstall ${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"} "$TORCH_SPEC")
+  fi
+}
+if [ "$PRINT_PLAN" = 1 ]; then
+  if torch_plan "$TORCH_VERSION" "${VARIANT:-auto}"; then
+    torch_pip_args
+    echo "libtorch $TORCH_VERSION: $TORCH_VARIANT ($TORCH_WHY)"
+    echo "pip install ${TORCH_PIP[*]}"
+    exit 0
+  fi
+  echo "install.sh: $TORCH_WHY" >&2
+  exit 1
+fi
 # Compare dotted versions: version_ge 1.95.0 1.95 -> true
 version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
 
@@ -106,12 +137,12 @@ if command -v flock >/dev/null && ! flock -n 9; then
   fail "another ./install.sh is running in $ROOT; wait for it to finish"
 fi
 
-if [ -z "$VARIANT" ]; then
-  if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then VARIANT=cuda; else VARIANT=cpu; fi
-  echo "libtorch variant: $VARIANT (detected; override with --cpu or --cuda)"
-else
-  echo "libtorch variant: $VARIANT (asked for)"
-fi
+torch_plan "$TORCH_VERSION" "${VARIANT:-auto}" || fail "$TORCH_WHY"
+torch_pip_args
+if [ "$TORCH_VARIANT" = cpu ]; then VARIANT=cpu; else VARIANT=cuda; fi
+echo "libtorch variant: $TORCH_VARIANT ($TORCH_WHY; override with --cpu, --cuda or FASTAI_TORCH_VARIANT)"
+# The marker's name: "cuda" stays the PyPI CUDA 13 build (as before), the others name theirs.
+case "$TORCH_VARIANT" in cpu) MARK_NAME=cpu ;; cu130) MARK_NAME=cuda ;; *) MARK_NAME=cuda-$TORCH_VARIANT ;; esac
 
 pip_or_fail() {
   local what=$1; shift
@@ -138,26 +169,36 @@ else
 fi
 
 # ------------------------------------------------------------------ 3. libtorch in the venv
-step "libtorch $TORCH_VERSION ($VARIANT) in $VENV"
+step "libtorch $TORCH_VERSION ($TORCH_VARIANT) in $VENV"
 SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 LIBTORCH="$SITE/torch"
 MARKER="$VENV/.fastai-torch"
 have=$(cat "$MARKER" 2>/dev/null || true)
-if [ "$have" = "cuda $TORCH_VERSION" ] || [ "$have" = "$VARIANT $TORCH_VERSION" ]; then
-  [ -f "$LIBTORCH/lib/libtorch_cpu.so" ] || have=""
-fi
-if [ "$have" = "cuda $TORCH_VERSION" ] || { [ "$have" = "$VARIANT $TORCH_VERSION" ] && [ -n "$have" ]; }; then
+[ -f "$LIBTORCH/lib/libtorch_cpu.so" ] || have=""
+# What is there serves when it is the build asked for, or any CUDA build when the CPU one is (it
+# runs on the CPU too).
+if [ -n "$have" ] && { [ "$have" = "$MARK_NAME $TORCH_VERSION" ] ||
+     { [ "$VARIANT" = cpu ] && [ "${have%% *}" != cpu ] && [ "${have#* }" = "$TORCH_VERSION" ]; }; }; then
   echo "present (${have%% *})"
 else
   # No marker means no install or an interrupted one: reinstall over whatever is there.
   rm -f "$MARKER"
   if [ "$VARIANT" = cuda ]; then
-    pip_or_fail "torch $TORCH_VERSION with CUDA" --force-reinstall "torch==$TORCH_VERSION"
+    if [ -z "$TORCH_INDEX" ]; then
+      pip_or_fail "$TORCH_SPEC (CUDA 13)" "${TORCH_PIP[@]}"
+    else
+      echo "from $TORCH_INDEX"
+      "$VENV/bin/python" -m pip install --disable-pip-version-check "${TORCH_PIP[@]}" ||
+        fail "pip could not install $TORCH_SPEC from $TORCH_INDEX (PyTorch's own package index: the
+CUDA 12 builds for NVIDIA drivers older than 580 are only there). Is it reachable from here? Set
+FASTAI_TORCH_INDEX=URL for a mirror, or upgrade the driver to >= 580 for PyPI's CUDA 13 build.
+Nothing already installed was removed: re-run ./install.sh once the index is reachable."
+    fi
   else
-    pip_or_fail "torch $TORCH_VERSION (CPU libraries)" --force-reinstall --no-deps "torch==$TORCH_VERSION" "${CPU_EXTRAS[@]}"
+    pip_or_fail "torch $TORCH_VERSION (CPU libraries)" "${TORCH_PIP[@]}"
   fi
   [ -f "$LIBTORCH/lib/libtorch_cpu.so" ] || fail "torch installed but $LIBTORCH/lib/libtorch_cpu.so is missing"
-  echo "$VARIANT $TORCH_VERSION" >"$MARKER"
+  echo "$MARK_NAME $TORCH_VERSION" >"$MARKER"
 fi
 
 # ------------------------------------------------------------------ 4. cargo finds libtorch
@@ -245,7 +286,7 @@ DEVICE_LINE=$(FASTAI_HOME="$FASTAI_HOME" "$ROOT/target/release/fastai-device" 2>
 step "Done in $((SECONDS - START)) s"
 cat <<EOF
   rustc:        $RUSTC_V
-  libtorch:     $TORCH_VERSION ($VARIANT install) in $LIBTORCH
+  libtorch:     $TORCH_VERSION ($TORCH_VARIANT install) in $LIBTORCH
   device:       $DEVICE_LINE
   Jupyter:      $("$VENV/bin/jupyter" lab --version 2>/dev/null | sed 's/^/JupyterLab /'), kernel "Rust (fastai)"
   data:         $FASTAI_HOME ($(du -sh "$FASTAI_HOME" 2>/dev/null | cut -f1))

@@ -51,17 +51,19 @@ impl LossScaler {
     pub fn unscale_and_check<'a>(&mut self, params: impl Iterator<Item = &'a Tensor>) -> bool {
         let _guard = tch::no_grad_guard();
         let inv = 1.0 / self.scale;
-        let mut finite = true;
+        // One flag per gradient, read back once: on a GPU every read is a wait for the device,
+        // and a model has a hundred or more parameter tensors.
+        let mut checks = Vec::new();
         for p in params {
             let mut g = p.grad();
             if !g.defined() {
                 continue;
             }
             let _ = g.g_mul_scalar_(inv);
-            if finite && !bool::try_from(g.isfinite().all()).unwrap_or(false) {
-                finite = false;
-            }
+            checks.push(g.isfinite().all());
         }
+        let finite =
+            checks.is_empty() || bool::try_from(Tensor::stack(&checks, 0).all()).unwrap_or(false);
         self.update(finite);
         finite
     }
