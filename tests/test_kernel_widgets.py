@@ -5,6 +5,7 @@ the Rust closure - while no cell runs, and while a cell runs; comm_info lists th
 `fastai::input` asks through the stdin channel; the Stop button ends a running fit within a batch,
 weights kept."""
 
+import os
 import time
 
 import pytest
@@ -279,3 +280,79 @@ def test_the_stop_button_ends_a_running_fit_within_a_batch(kernel):
     losses = int(kernel.run("learn.recorder.losses.len()").result())
     assert 0 < losses < 50 * 960
     assert kernel.run("learn.validate()?.0").status == "ok"
+
+
+def class_folders(root, classes=("red", "green", "blue"), per_class=8):
+    """`root/<class>/<class>_<k>.png`: small images, coloured by class with noise."""
+    import random
+
+    from PIL import Image as PILImage
+    rng = random.Random(0)
+    colours = {"red": (200, 40, 40), "green": (40, 200, 40), "blue": (40, 40, 200)}
+    for c in classes:
+        os.makedirs(os.path.join(root, c), exist_ok=True)
+        for k in range(per_class):
+            img = PILImage.new("RGB", (32, 32))
+            base = colours[c]
+            img.putdata([tuple(max(0, min(255, v + rng.randint(-60, 60))) for v in base)
+                         for _ in range(32 * 32)])
+            img.save(os.path.join(root, c, f"{c}_{k}.png"))
+
+
+def test_the_cleaner_widget_writes_what_was_clicked(kernel, tmp_path):
+    class_folders(str(tmp_path))
+    cell = kernel.run(f'''
+let data = ImageDataBunch::from_folder({str(tmp_path)!r}, DataOptions::default().size(32).bs(8).device(Device::Cpu))?.normalize(imagenet_stats());
+tch::manual_seed(0);
+let mut learn = cnn_learner_with(data, models::mobilenet_v2, &[error_rate], LearnerOptions {{ pretrained: false, ..Default::default() }})?;
+let cleaner = ImageCleaner::from_toplosses(&mut learn)?;
+let w = cleaner.widget(4)?;
+'''.replace("'", '"'))
+    assert cell.status == "ok", cell.reply["content"]
+    opens = [m for m in cell.messages if m["msg_type"] == "comm_open"]
+    by_model = lambda name: [m["content"] for m in opens if m["content"]["data"]["state"]["_model_name"] == name]
+    toggles, drops, images = by_model("ToggleButtonModel"), by_model("DropdownModel"), by_model("ImageModel")
+    captions = [c for c in by_model("LabelModel") if c["data"]["state"]["value"].startswith("#")]
+    assert len(toggles) == len(drops) == len(images) == len(captions) == 4
+    assert [c["data"]["state"]["value"].split()[0] for c in captions] == ["#0", "#1", "#2", "#3"]
+    assert all(t["data"]["state"]["description"] == "Delete" and t["data"]["state"]["value"] is False for t in toggles)
+    assert drops[0]["data"]["state"]["_options_labels"] == ["blue", "green", "red"]
+    assert all(i["data"]["buffer_paths"] == [["value"]] for i in images)
+    buttons = {c["data"]["state"]["description"]: c["comm_id"] for c in by_model("ButtonModel")}
+    assert {"Next batch", "Save"} <= set(buttons)
+    grid = by_model("GridBoxModel")[0]["data"]["state"]
+    assert len(grid["children"]) == 4
+    views = [m for m in cell.messages if m["msg_type"] == "display_data" and WIDGET_VIEW in m["content"]["data"]]
+    assert len(views) == 1, "one widget shown: the whole cleaner"
+
+    files = kernel.run('(0..2).map(|i| w.cleaner().file(i).unwrap().display().to_string()).collect::<Vec<_>>()').result()
+    first, second = [f.strip(' "') for f in files.strip("[]").split(",")]
+    old_label = drops[1]["data"]["state"]["_options_labels"][drops[1]["data"]["state"]["index"]]
+    new_index = (drops[1]["data"]["state"]["index"] + 1) % 3
+    new_label = drops[1]["data"]["state"]["_options_labels"][new_index]
+
+    drain_iopub(kernel)
+    send_comm(kernel, toggles[0]["comm_id"], {"method": "update", "state": {"value": True}, "buffer_paths": []})
+    send_comm(kernel, drops[1]["comm_id"], {"method": "update", "state": {"index": new_index}, "buffer_paths": []})
+    send_comm(kernel, buttons["Save"], {"method": "custom", "content": {"event": "click"}})
+    seen = iopub_until(kernel, lambda m: m["msg_type"] == "comm_msg"
+                       and "saved" in str(m["content"]["data"].get("state", {}).get("value", "")))
+    status = seen[-1]["content"]["data"]["state"]["value"]
+    assert "cleaned.csv" in status and "1 deleted, 1 relabelled" in status, status
+
+    with open(tmp_path / "cleaned.csv") as f:
+        rows = dict(line.strip().split(",") for line in f.readlines()[1:])
+    rel = lambda p: os.path.relpath(p, str(tmp_path))
+    assert rel(first) not in rows, "the deleted image is left out"
+    assert rows[rel(second)] == new_label != old_label
+    assert len(rows) == 3 * 8 - 1
+    assert os.path.exists(first), "nothing is deleted from disk"
+
+    # Next batch: the tiles show #4.. and the deleted one is not carried over
+    drain_iopub(kernel)
+    send_comm(kernel, buttons["Next batch"], {"method": "custom", "content": {"event": "click"}})
+    seen = iopub_until(kernel, lambda m: m["msg_type"] == "comm_msg"
+                       and m["content"]["comm_id"] == captions[0]["comm_id"]
+                       and "value" in m["content"]["data"].get("state", {}))
+    assert seen[-1]["content"]["data"]["state"]["value"].startswith("#4 ")
+    assert kernel.run("w.cleaner().deleted_files().len()").result() == "1"

@@ -42,7 +42,7 @@ pub mod vision {
         series::IntoSeries,
     };
     pub use crate::display::{clear_output, display, DisplayHandle, Rich};
-    pub use crate::interpret::{ClassificationInterpretation, ImageCleaner};
+    pub use crate::interpret::{ClassificationInterpretation, CleanerWidget, ImageCleaner};
     pub use crate::learner::callback::{
         AnyLearner, Callback, FitState, GradientAccumulation, GradientClipping, NanGuard,
         StopButton,

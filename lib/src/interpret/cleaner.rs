@@ -239,7 +239,7 @@ impl ImageCleaner {
 
     /// Image `i`, at most 320 pixels on a side; a grey square if the file cannot be read (so
     /// that it can still be deleted).
-    fn thumbnail(&self, i: usize) -> RgbImage {
+    pub(crate) fn thumbnail(&self, i: usize) -> RgbImage {
         match open_image(&self.items[self.order[i].item]) {
             Ok(img) => {
                 let (w, h) = img.dimensions();
@@ -302,6 +302,31 @@ impl ImageCleaner {
     pub fn is_deleted(&self, i: usize) -> Result<bool> {
         self.check(i)?;
         Ok(self.deleted[self.order[i].item])
+    }
+
+    /// The caption of image `i` in the widget: `#i predicted X, loss 1.23` (or its twin).
+    pub(crate) fn caption(&self, i: usize) -> String {
+        let r = &self.order[i];
+        match r.twin {
+            Some((t, sim)) => format!("#{i} twin of #{t} ({sim:.3})"),
+            None => format!(
+                "#{i} predicted {}, loss {:.2}",
+                self.classes[r.pred], r.loss
+            ),
+        }
+    }
+
+    /// Sets image `i`'s deletion and label at once, quietly (the widget's clicks): `class` an
+    /// index into the classes.
+    pub(crate) fn set_state(&mut self, i: usize, deleted: bool, class: usize) {
+        let item = self.order[i].item;
+        self.deleted[item] = deleted;
+        self.new_labels[item] = (class != self.labels[item]).then_some(class);
+    }
+
+    /// The index of image `i`'s current label.
+    pub(crate) fn label_index(&self, i: usize) -> usize {
+        self.current_label(self.order[i].item)
     }
 
     fn current_label(&self, item: usize) -> usize {
