@@ -356,3 +356,22 @@ let w = cleaner.widget(4)?;
                        and "value" in m["content"]["data"].get("state", {}))
     assert seen[-1]["content"]["data"]["state"]["value"].startswith("#4 ")
     assert kernel.run("w.cleaner().deleted_files().len()").result() == "1"
+
+
+def test_the_lr_find_picker_defaults_to_the_suggestion_and_follows_the_slider(kernel):
+    assert kernel.run(TRAIN).status == "ok"
+    cell = kernel.run("let found = learn.lr_find()?;\nfound.plot()?;")
+    assert cell.status == "ok", cell.reply["content"]
+    comm_id, state, _ = opened(cell, "FloatLogSliderModel")
+    img, _, img_msg = opened(cell, "ImageModel")
+    box, box_state, _ = opened(cell, "VBoxModel")
+    assert box_state["children"] == [f"IPY_MODEL_{img}", f"IPY_MODEL_{comm_id}"], "the slider under the plot"
+    assert bytes(img_msg["buffers"][0])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert state["base"] == 10.0 and state["min"] <= -6 and state["max"] >= 0
+    valley = float(kernel.run("found.suggestion()").result())
+    assert state["value"] == pytest.approx(valley)
+    assert float(kernel.run("found.selected()").result()) == pytest.approx(valley)
+    drain_iopub(kernel)
+    send_comm(kernel, comm_id, {"method": "update", "state": {"value": 0.0031}, "buffer_paths": []})
+    iopub_until(kernel, lambda m: m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == comm_id)
+    assert kernel.run("found.selected()").result() == "0.0031"

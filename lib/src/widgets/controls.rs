@@ -458,7 +458,7 @@ impl IntSlider {
 widget!(IntSlider);
 
 /// A slider over powers of ten (ipywidgets' `FloatLogSlider`): for learning rates.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FloatLogSlider {
     id: String,
 }
