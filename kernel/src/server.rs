@@ -327,8 +327,25 @@ async fn stdin_loop(
                 .send(Err(format!("could not ask the frontend for input: {e}")));
             continue;
         }
+        let asked_by = parent.header.msg_id.clone();
+        let cell_ended = {
+            let cell = cell.clone();
+            move || {
+                let c = cell.lock().unwrap();
+                c.parent.as_ref().map(|p| &p.header.msg_id) != Some(&asked_by)
+            }
+        };
         let answer = loop {
-            match read_request(&mut stdin).await {
+            let read = tokio::select! {
+                r = read_request(&mut stdin) => r,
+                _ = async {
+                    // (an interrupted cell stops waiting; so does this)
+                    while !cell_ended() {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                } => break Err("the cell ended before the answer".to_string()),
+            };
+            match read {
                 Ok(m) => {
                     let for_us = m
                         .parent_header

@@ -304,15 +304,13 @@ impl ImageCleaner {
         Ok(self.deleted[self.order[i].item])
     }
 
-    /// The caption of image `i` in the widget: `#i predicted X, loss 1.23` (or its twin).
+    /// The caption of image `i` in the widget (short: it sits under a thumbnail):
+    /// `#i pred X 1.23` (the predicted class and the loss), or its twin and their similarity.
     pub(crate) fn caption(&self, i: usize) -> String {
         let r = &self.order[i];
         match r.twin {
-            Some((t, sim)) => format!("#{i} twin of #{t} ({sim:.3})"),
-            None => format!(
-                "#{i} predicted {}, loss {:.2}",
-                self.classes[r.pred], r.loss
-            ),
+            Some((t, sim)) => format!("#{i} twin of #{t} {sim:.3}"),
+            None => format!("#{i} pred {} {:.2}", self.classes[r.pred], r.loss),
         }
     }
 
@@ -433,6 +431,19 @@ impl ImageCleaner {
 
     /// [`save`](Self::save) to another file name in the data's folder.
     pub fn save_as(&self, file_name: &str) -> Result<PathBuf> {
+        let (dest, n) = self.write_csv(file_name)?;
+        println!(
+            "wrote {} ({n} images; {} deleted, {} relabelled)",
+            dest.display(),
+            self.deleted_files().len(),
+            self.relabelled().len()
+        );
+        Ok(dest)
+    }
+
+    /// Writes the CSV without a word (the widget's Save says it in the widget); its path and
+    /// the number of images in it.
+    pub(crate) fn write_csv(&self, file_name: &str) -> Result<(PathBuf, usize)> {
         let mut rows = Vec::new();
         for k in (0..self.items.len()).filter(|&k| !self.deleted[k]) {
             rows.push((
@@ -462,14 +473,7 @@ impl ImageCleaner {
             };
             write().map_err(|e| Error::Msg(format!("writing {}: {e}", dest.display())))
         })?;
-        println!(
-            "wrote {} ({} images; {} deleted, {} relabelled)",
-            dest.display(),
-            rows.len(),
-            self.deleted_files().len(),
-            self.relabelled().len()
-        );
-        Ok(dest)
+        Ok((dest, rows.len()))
     }
 }
 

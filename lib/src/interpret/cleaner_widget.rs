@@ -87,9 +87,10 @@ impl ImageCleaner {
             for _ in 0..per_page.min(self.len()) {
                 let image = Image::new(Vec::new(), "jpeg").width(&THUMB.to_string());
                 let caption = Label::new("");
+                set_layout(&caption, &[("width", &format!("{THUMB}px"))]);
                 let class = Dropdown::new(&classes, None)?;
                 set_layout(&class, &[("width", &format!("{THUMB}px"))]);
-                let delete = ToggleButton::new(false, "Delete").style("danger");
+                let delete = ToggleButton::new(false, "Delete").icon("trash");
                 set_layout(&delete, &[("width", &format!("{THUMB}px"))]);
                 let frame = VBox::new(&[&image, &caption, &class, &delete]);
                 tiles.push(Tile {
@@ -151,7 +152,10 @@ impl CleanerWidget {
                 }
             });
             let state = self.state.clone();
+            let toggle = tile.delete.clone();
             tile.delete.on_change(move |on| {
+                // red while the image is to be left out
+                toggle.set_style(if on { "danger" } else { "" });
                 let mut s = state.lock().unwrap();
                 let i = s.page * s.per_page + k;
                 if i < s.cleaner.len() {
@@ -164,11 +168,13 @@ impl CleanerWidget {
         self.next.on_click(move || me.next_batch());
         let me = self.clone();
         self.save.on_click(move || {
-            let msg = match me.save() {
-                Ok(path) => {
+            // quietly: a callback's prints would land in whichever cell runs next
+            let saved = me.state.lock().unwrap().cleaner.write_csv("cleaned.csv");
+            let msg = match saved {
+                Ok((path, n)) => {
                     let c = me.cleaner();
                     format!(
-                        "saved {} ({} deleted, {} relabelled)",
+                        "saved {} ({n} images; {} deleted, {} relabelled)",
                         path.display(),
                         c.deleted_files().len(),
                         c.relabelled().len()
@@ -239,7 +245,8 @@ impl CleanerWidget {
         self.status.set_value(&note);
     }
 
-    /// Writes `cleaned.csv` as the clicks left it ([`ImageCleaner::save`]).
+    /// Writes `cleaned.csv` as the clicks left it ([`ImageCleaner::save`]), as the Save button
+    /// does.
     pub fn save(&self) -> Result<PathBuf> {
         self.state.lock().unwrap().cleaner.save()
     }

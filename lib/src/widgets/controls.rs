@@ -388,7 +388,16 @@ bool_widget!(
 impl ToggleButton {
     /// `primary`, `success`, `info`, `warning`, `danger` or ``.
     pub fn style(self, style: &str) -> Self {
+        self.set_style(style);
+        self
+    }
+    /// Changes the colour (`button_style`) of a button shown already.
+    pub fn set_style(&self, style: &str) {
         hub().set(&self.id, vec![("button_style", style.into())]);
+    }
+    /// A Font Awesome icon name (`trash`, `check`, ...).
+    pub fn icon(self, icon: &str) -> Self {
+        hub().set(&self.id, vec![("icon", icon.into())]);
         self
     }
 }

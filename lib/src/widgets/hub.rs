@@ -459,8 +459,21 @@ impl Hub {
         })) {
             return Err("the kernel's back channel is closed".into());
         }
-        rx.recv()
-            .unwrap_or_else(|_| Err("the kernel's back channel closed before the answer".into()))
+        // the notebook's stop button (SIGINT) ends the wait, as it ends training
+        loop {
+            match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                Ok(answer) => return answer,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if crate::learner::interrupt::interrupted() {
+                        self.input_wait.lock().unwrap().take();
+                        return Err("interrupted while waiting for the answer".into());
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err("the kernel's back channel closed before the answer".into())
+                }
+            }
+        }
     }
 }
 
@@ -482,10 +495,13 @@ fn full_state(m: &Model) -> (Map<String, Value>, Vec<String>) {
 }
 
 fn call(f: &Callback, arg: &Value) {
-    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
-        f(arg)
-    }));
+    let mut guard = match f.try_lock() {
+        Ok(g) => g,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        // the callback is running and set its own widget's value: no second, nested call
+        Err(std::sync::TryLockError::WouldBlock) => return,
+    };
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (*guard)(arg)));
     if let Err(p) = run {
         let text = p
             .downcast_ref::<&str>()

@@ -15,7 +15,9 @@
 //!
 //! Values set in the browser are applied at once, so a later cell reads them; callbacks run on
 //! the kernel's side when the user acts - while no cell runs, and while a cell trains (between
-//! batches). A widget is a handle: clone it into a closure, keep it in a variable.
+//! batches). A widget is a handle: clone it into a closure, keep it in a variable. What a
+//! callback prints while no cell runs is not shown in the notebook (it goes to the kernel's log,
+//! or to the next cell): have it set a [`Label`] or [`HTML`] instead.
 //!
 //! Under the fastai kernel, widgets speak the widget protocol (version 2.1) over comms, through
 //! the kernel's back channel (see the `fastai-wire` crate). Elsewhere - the stock evcxr kernel, a
