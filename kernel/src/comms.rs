@@ -125,7 +125,7 @@ impl Comms {
             let mut lines = BufReader::new(read).lines();
             loop {
                 match lines.next_line().await {
-                    Ok(Some(line)) => c.from_library(n, &line),
+                    Ok(Some(line)) => c.handle_library_line(n, &line),
                     Ok(None) => break,
                     Err(e) => {
                         eprintln!("fastai-kernel: back channel read failed: {e}");
@@ -191,7 +191,7 @@ impl Comms {
     }
 
     /// A line from the library, on connection `n`.
-    fn from_library(&self, n: u64, line: &str) {
+    fn handle_library_line(&self, n: u64, line: &str) {
         let Ok(Value::Object(v)) = serde_json::from_str::<Value>(line) else {
             eprintln!("fastai-kernel: back channel: not a JSON object: {line:.200}");
             return;
@@ -319,7 +319,7 @@ impl Comms {
 
     /// A `comm_msg` or `comm_close` from the frontend (on the shell channel), for the library.
     /// Returns false for a comm this kernel does not know.
-    pub fn from_frontend(&self, msg: &JupyterMessage) -> bool {
+    pub fn forward_to_library(&self, msg: &JupyterMessage) -> bool {
         let (op, id, data) = match &msg.content {
             JupyterMessageContent::CommMsg(m) => (wire::OP_COMM_MSG, &m.comm_id.0, &m.data),
             JupyterMessageContent::CommClose(m) => (wire::OP_COMM_CLOSE, &m.comm_id.0, &m.data),

@@ -257,7 +257,7 @@ async fn shell_reader(
                 .as_child_of(&msg),
             ),
             JupyterMessageContent::CommMsg(_) | JupyterMessageContent::CommClose(_) => {
-                if !comms.as_ref().is_some_and(|c| c.from_frontend(&msg)) {
+                if !comms.as_ref().is_some_and(|c| c.forward_to_library(&msg)) {
                     eprintln!(
                         "fastai-kernel: a {} for a comm that is not open",
                         msg.content.message_type()

@@ -355,7 +355,7 @@ impl Hub {
                         let _ = tx.send(answer);
                     }
                 }
-                wire::OP_COMM_MSG => self.from_frontend(&msg),
+                wire::OP_COMM_MSG => self.apply_from_frontend(&msg),
                 wire::OP_COMM_CLOSE => {
                     let id = msg
                         .get(wire::KEY_COMM_ID)
@@ -372,7 +372,7 @@ impl Hub {
         *self.link.lock().unwrap() = None;
     }
 
-    fn from_frontend(&'static self, msg: &Map<String, Value>) {
+    fn apply_from_frontend(&'static self, msg: &Map<String, Value>) {
         let id = msg
             .get(wire::KEY_COMM_ID)
             .and_then(Value::as_str)
