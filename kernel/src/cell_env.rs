@@ -5,10 +5,15 @@
 use std::path::PathBuf;
 
 /// Tells the library it runs under this kernel (so it may use the display protocol, see the
-/// `fastai-wire` crate), and puts libtorch's shared libraries on the loader path: cells that use tch
+/// `fastai-wire` crate), tells it where the back channel is (`back_channel`: the socket the kernel
+/// listens on for widgets and `input()`; `None` for `fastai-kernel prepare`), and puts libtorch's shared libraries on the loader path: cells that use tch
 /// load them.
-pub fn prepare() {
+pub fn prepare(back_channel: Option<&std::path::Path>) {
     std::env::set_var(fastai_wire::DISPLAY_ENV, fastai_wire::DISPLAY_ENV_KERNEL);
+    match back_channel {
+        Some(path) => std::env::set_var(fastai_wire::COMM_SOCKET_ENV, path),
+        None => std::env::remove_var(fastai_wire::COMM_SOCKET_ENV),
+    }
     if let Some(libtorch) = std::env::var_os("LIBTORCH") {
         let lib = PathBuf::from(libtorch).join("lib");
         let mut paths = vec![lib.clone()];

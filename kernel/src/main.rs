@@ -12,6 +12,7 @@
 
 mod build_log;
 mod cell_env;
+mod comms;
 mod engine;
 mod errors;
 mod history;

@@ -238,7 +238,7 @@ pub fn prepare(args: &[String]) -> Result<()> {
         i += 1;
     }
     let lib = lib_dir().context("the fastai library folder was not found (set FASTAI_LIB_DIR)")?;
-    crate::cell_env::prepare();
+    crate::cell_env::prepare(None);
     // Lock the slots one after the other, keeping each lock while it is compiled.
     let mut held = Vec::new();
     for n in 0..slots {

@@ -1,32 +1,39 @@
 //! The Jupyter side: sockets, signed messages, and the request loops.
 //!
-//! Shell requests are served one at a time, in order (a cell runs to its end before the next
-//! request is read), while the control socket (interrupt, shutdown) and the heartbeat are served
-//! concurrently. Everything sent on iopub goes through one task that owns the socket.
+//! The shell socket is read all the time: requests that need the engine (execute, complete,
+//! inspect, history, shutdown) are queued and served one at a time, in order (a cell runs to its
+//! end before the next one starts), while comm messages (a widget's click or new value, which
+//! must reach a cell that is training), `comm_info_request`, `kernel_info_request` and
+//! `is_complete_request` are answered at once. The control socket (interrupt, shutdown) and the
+//! heartbeat are served concurrently too. Everything sent on iopub goes through one task that
+//! owns the socket; the same for the shell's replies. The back channel to the cell process
+//! (widgets, `input()`) is in `comms.rs`.
 //!
 //! Messages whose HMAC signature does not verify are dropped and logged; they never reach the
 //! engine (the socket crate verifies each message against the connection file's key).
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use fastai_wire as wire;
 use jupyter_protocol::{
     CommInfoReply, CompleteReply, ConnectionInfo, ErrorOutput, ExecuteInput, ExecuteReply,
-    ExecuteRequest, ExecutionCount, Header, InspectReply, InterruptReply, JupyterMessage,
-    JupyterMessageContent, ReplyError, ReplyStatus, ShutdownReply, Status, StreamContent,
-    UnknownMessage,
+    ExecuteRequest, ExecutionCount, Header, InputRequest, InspectReply, InterruptReply,
+    JupyterMessage, JupyterMessageContent, ReplyError, ReplyStatus, ShutdownReply, Status,
+    StreamContent, UnknownMessage,
 };
 use jupyter_zmq_client::{
     create_kernel_control_connection, create_kernel_heartbeat_connection,
     create_kernel_iopub_connection, create_kernel_shell_connection, create_kernel_stdin_connection,
-    Connection, KernelControlConnection, KernelShellConnection, RawMessage,
+    Connection, KernelControlConnection, KernelStdinConnection, RawMessage, RouterRecvConnection,
 };
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
+use crate::comms::{Comms, InputAsk, SocketDir};
 use crate::engine::{Engine, Outcome, OutputSink, Stream};
 use crate::history::History;
 use crate::replies::{
@@ -46,7 +53,18 @@ pub fn run(connection_file: &Path) -> Result<()> {
             connection_file.display()
         )
     })?;
-    crate::cell_env::prepare();
+    // The back channel's folder: made before any thread starts (the path goes into the
+    // environment the cell process inherits), removed when the kernel ends.
+    let socket_dir = match SocketDir::create() {
+        Ok(d) => Some(SOCKET_DIR.get_or_init(|| d)),
+        Err(e) => {
+            eprintln!(
+                "fastai-kernel: no back channel (widgets, input()) - cannot create its folder: {e}"
+            );
+            None
+        }
+    };
+    crate::cell_env::prepare(socket_dir.map(|d| d.socket.as_path()));
     // evcxr reports dependency builds on our stderr only: read it, to show them in the cell.
     let (build_tx, build_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     if let Err(e) = crate::build_log::capture_stderr(move |line| {
@@ -65,10 +83,16 @@ pub fn run(connection_file: &Path) -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let result = rt.block_on(serve(info, preload, build_rx));
+    let result = rt.block_on(serve(info, preload, build_rx, socket_dir));
     drop(slot);
+    if let Some(d) = socket_dir {
+        d.remove();
+    }
     result
 }
+
+/// The back channel's folder, for [`shutdown`] to remove.
+static SOCKET_DIR: OnceLock<SocketDir> = OnceLock::new();
 
 /// What the output sink needs to know about the cell that is running.
 #[derive(Default)]
@@ -82,6 +106,8 @@ struct CellState {
     told_about_preload: bool,
     /// The latest build lines of the library's preload that arrived before any cell ran.
     preload_lines: Vec<String>,
+    /// Whether the running cell's frontend accepts `input_request`s.
+    allow_stdin: bool,
 }
 
 /// How many early preload build lines are kept for the first cell.
@@ -93,6 +119,10 @@ const PRELOAD_NOTE: &str = "fastai-kernel: compiling the fastai library into thi
 
 struct Kernel {
     iopub: UnboundedSender<JupyterMessage>,
+    shell: UnboundedSender<JupyterMessage>,
+    comms: Option<Comms>,
+    /// Set while a queued request is being served (the kernel is busy already).
+    busy: Arc<AtomicBool>,
     engine: Engine,
     cell: Arc<Mutex<CellState>>,
     execution_count: usize,
@@ -103,6 +133,7 @@ async fn serve(
     info: ConnectionInfo,
     preload: Vec<String>,
     build_lines: UnboundedReceiver<String>,
+    socket_dir: Option<&SocketDir>,
 ) -> Result<()> {
     let session = uuid::Uuid::new_v4().to_string();
     let shell = create_kernel_shell_connection(&info, &session)
@@ -114,8 +145,8 @@ async fn serve(
     let mut iopub = create_kernel_iopub_connection(&info, &session)
         .await
         .context("binding iopub")?;
-    // Bound so clients can connect; this kernel does not ask for input yet.
-    let _stdin = create_kernel_stdin_connection(&info, &session)
+    // `input()` in a cell asks the frontend through this socket (see `stdin_loop`).
+    let stdin = create_kernel_stdin_connection(&info, &session)
         .await
         .context("binding stdin")?;
     let mut heartbeat = create_kernel_heartbeat_connection(&info)
@@ -150,14 +181,189 @@ async fn serve(
         engine.clone(),
     ));
     tokio::spawn(control_loop(control, engine.clone(), iopub_tx.clone()));
+
+    let (input_tx, input_rx) = tokio::sync::mpsc::unbounded_channel::<InputAsk>();
+    tokio::spawn(stdin_loop(stdin, input_rx, cell.clone()));
+    let comms = socket_dir.and_then(|d| {
+        let cell = cell.clone();
+        let parent = Arc::new(move || cell.lock().unwrap().parent.clone());
+        Comms::start(&d.socket, iopub_tx.clone(), parent, input_tx)
+            .map_err(|e| eprintln!("fastai-kernel: no back channel (widgets, input()): {e}"))
+            .ok()
+    });
+
+    let (shell_send, shell_recv) = shell.split();
+    let (shell_tx, mut shell_rx) = tokio::sync::mpsc::unbounded_channel::<JupyterMessage>();
+    tokio::spawn(async move {
+        let mut shell_send = shell_send;
+        while let Some(m) = shell_rx.recv().await {
+            if let Err(e) = shell_send.send(m).await {
+                eprintln!("fastai-kernel: shell send failed: {e}");
+            }
+        }
+    });
+    let busy = Arc::new(AtomicBool::new(false));
+    let (queue_tx, queue_rx) = tokio::sync::mpsc::unbounded_channel::<JupyterMessage>();
+    tokio::spawn(shell_reader(
+        shell_recv,
+        queue_tx,
+        shell_tx.clone(),
+        iopub_tx.clone(),
+        comms.clone(),
+        busy.clone(),
+    ));
     let mut kernel = Kernel {
         iopub: iopub_tx,
+        shell: shell_tx,
+        comms,
+        busy,
         engine,
         cell,
         execution_count: 0,
         history: History::default(),
     };
-    kernel.shell_loop(shell).await
+    kernel.serve_queue(queue_rx).await
+}
+
+/// Reads the shell socket all the time: answers what needs no engine at once (comm messages
+/// reach the cell process even while a cell runs) and queues the rest for [`Kernel::serve_queue`].
+async fn shell_reader(
+    mut shell: RouterRecvConnection,
+    queue: UnboundedSender<JupyterMessage>,
+    replies: UnboundedSender<JupyterMessage>,
+    iopub: UnboundedSender<JupyterMessage>,
+    comms: Option<Comms>,
+    busy: Arc<AtomicBool>,
+) {
+    loop {
+        let msg = match read_request(&mut shell).await {
+            Ok(m) => m,
+            Err(e) => {
+                // A bad signature, a malformed frame: never executed, only logged.
+                eprintln!("fastai-kernel: dropped a shell message: {e}");
+                continue;
+            }
+        };
+        let reply = match &msg.content {
+            JupyterMessageContent::KernelInfoRequest(_) => Some(kernel_info().as_child_of(&msg)),
+            JupyterMessageContent::IsCompleteRequest(req) => {
+                Some(is_complete(&req.code).as_child_of(&msg))
+            }
+            JupyterMessageContent::CommInfoRequest(req) => Some(
+                match &comms {
+                    Some(c) => c.info(req.target_name.as_deref()),
+                    None => CommInfoReply::default(),
+                }
+                .as_child_of(&msg),
+            ),
+            JupyterMessageContent::CommMsg(_) | JupyterMessageContent::CommClose(_) => {
+                if !comms.as_ref().is_some_and(|c| c.forward_to_library(&msg)) {
+                    eprintln!(
+                        "fastai-kernel: a {} for a comm that is not open",
+                        msg.content.message_type()
+                    );
+                }
+                None
+            }
+            JupyterMessageContent::CommOpen(_) => {
+                if let Some(c) = &comms {
+                    c.refuse_open(&msg);
+                }
+                None
+            }
+            _ => {
+                let _ = queue.send(msg);
+                continue;
+            }
+        };
+        // While a cell runs the kernel is busy already: no idle in the middle of it.
+        let quiet = busy.load(Ordering::SeqCst);
+        if !quiet {
+            let _ = iopub.send(Status::busy().as_child_of(&msg));
+        }
+        if let Some(r) = reply {
+            let _ = replies.send(r);
+        }
+        if !quiet {
+            let _ = iopub.send(Status::idle().as_child_of(&msg));
+        }
+    }
+}
+
+/// Answers the library's `input()`: an `input_request` to the frontend of the running cell,
+/// when its execute request allowed it; the frontend's `input_reply` goes back to the cell.
+async fn stdin_loop(
+    mut stdin: KernelStdinConnection,
+    mut asks: UnboundedReceiver<InputAsk>,
+    cell: Arc<Mutex<CellState>>,
+) {
+    while let Some(ask) = asks.recv().await {
+        let (parent, allowed) = {
+            let c = cell.lock().unwrap();
+            (c.parent.clone(), c.allow_stdin)
+        };
+        let Some(parent) = parent else {
+            let _ = ask.answer.send(Err(
+                "input() can only ask while a cell runs (not from a widget's callback)".into(),
+            ));
+            continue;
+        };
+        if !allowed {
+            let _ = ask.answer.send(Err(
+                "this frontend does not accept input (its execute request has allow_stdin                  false; nbconvert and papermill runs do not): give the value in the code instead"
+                    .into(),
+            ));
+            continue;
+        }
+        let request = InputRequest {
+            prompt: ask.prompt,
+            password: ask.password,
+        }
+        .as_child_of(&parent);
+        let request_id = request.header.msg_id.clone();
+        if let Err(e) = stdin.send(request).await {
+            let _ = ask
+                .answer
+                .send(Err(format!("could not ask the frontend for input: {e}")));
+            continue;
+        }
+        let asked_by = parent.header.msg_id.clone();
+        let cell_ended = {
+            let cell = cell.clone();
+            move || {
+                let c = cell.lock().unwrap();
+                c.parent.as_ref().map(|p| &p.header.msg_id) != Some(&asked_by)
+            }
+        };
+        let answer = loop {
+            let read = tokio::select! {
+                r = read_request(&mut stdin) => r,
+                _ = async {
+                    // (an interrupted cell stops waiting; so does this)
+                    while !cell_ended() {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                } => break Err("the cell ended before the answer".to_string()),
+            };
+            match read {
+                Ok(m) => {
+                    let for_us = m
+                        .parent_header
+                        .as_ref()
+                        .is_none_or(|p| p.msg_id == request_id);
+                    match m.content {
+                        JupyterMessageContent::InputReply(r) if for_us => break Ok(r.value),
+                        other => eprintln!(
+                            "fastai-kernel: unexpected {} on stdin",
+                            other.message_type()
+                        ),
+                    }
+                }
+                Err(e) => break Err(format!("the frontend's input reply was unreadable: {e}")),
+            }
+        };
+        let _ = ask.answer.send(answer);
+    }
 }
 
 fn output_sink(iopub: UnboundedSender<JupyterMessage>, cell: Arc<Mutex<CellState>>) -> OutputSink {
@@ -351,31 +557,22 @@ fn history_reply(
 
 async fn shutdown(engine: &Engine) -> ! {
     engine.kill_cell_process();
+    if let Some(d) = SOCKET_DIR.get() {
+        d.remove();
+    }
     // Let the replies leave the sockets.
     tokio::time::sleep(Duration::from_millis(100)).await;
     std::process::exit(0)
 }
 
 impl Kernel {
-    async fn shell_loop(&mut self, mut shell: KernelShellConnection) -> Result<()> {
-        loop {
-            let msg = match read_request(&mut shell).await {
-                Ok(m) => m,
-                Err(e) => {
-                    // A bad signature, a malformed frame: never executed, only logged.
-                    eprintln!("fastai-kernel: dropped a shell message: {e}");
-                    continue;
-                }
-            };
+    /// Serves the queued shell requests, one at a time, in order.
+    async fn serve_queue(&mut self, mut queue: UnboundedReceiver<JupyterMessage>) -> Result<()> {
+        while let Some(msg) = queue.recv().await {
+            self.busy.store(true, Ordering::SeqCst);
             let _ = self.iopub.send(Status::busy().as_child_of(&msg));
             let reply: Option<JupyterMessage> = match &msg.content {
-                JupyterMessageContent::KernelInfoRequest(_) => {
-                    Some(kernel_info().as_child_of(&msg))
-                }
                 JupyterMessageContent::ExecuteRequest(req) => Some(self.execute(&msg, req).await),
-                JupyterMessageContent::IsCompleteRequest(req) => {
-                    Some(is_complete(&req.code).as_child_of(&msg))
-                }
                 JupyterMessageContent::CompleteRequest(req) => Some(
                     self.complete(&req.code, req.cursor_pos)
                         .await
@@ -389,15 +586,12 @@ impl Kernel {
                 JupyterMessageContent::UnknownMessage(m) if m.msg_type == "history_request" => {
                     Some(history_reply(&self.history, &msg, &m.content))
                 }
-                JupyterMessageContent::CommInfoRequest(_) => {
-                    Some(CommInfoReply::default().as_child_of(&msg))
-                }
                 JupyterMessageContent::ShutdownRequest(req) => {
                     let reply = ShutdownReply {
                         restart: req.restart,
                         ..Default::default()
                     };
-                    let _ = shell.send(reply.as_child_of(&msg)).await;
+                    let _ = self.shell.send(reply.as_child_of(&msg));
                     let _ = self.iopub.send(Status::idle().as_child_of(&msg));
                     shutdown(&self.engine).await;
                 }
@@ -410,12 +604,12 @@ impl Kernel {
                 }
             };
             if let Some(r) = reply {
-                if let Err(e) = shell.send(r).await {
-                    eprintln!("fastai-kernel: shell send failed: {e}");
-                }
+                let _ = self.shell.send(r);
             }
+            self.busy.store(false, Ordering::SeqCst);
             let _ = self.iopub.send(Status::idle().as_child_of(&msg));
         }
+        Ok(())
     }
 
     async fn execute(&mut self, msg: &JupyterMessage, req: &ExecuteRequest) -> JupyterMessage {
@@ -439,6 +633,7 @@ impl Kernel {
             cell.panic = PanicText::default();
             cell.error = None;
             cell.told_about_preload = false;
+            cell.allow_stdin = req.allow_stdin;
             let early = std::mem::take(&mut cell.preload_lines);
             if self.engine.is_preloading() && !early.is_empty() {
                 // The library is being compiled: say so, with the build lines so far.
@@ -451,6 +646,10 @@ impl Kernel {
         }
 
         let outcome = self.engine.execute(req.code.clone()).await;
+        if let Some(comms) = &self.comms {
+            // what the cell sent on the back channel (a widget's comm and display) is its output
+            comms.sync(Duration::from_millis(500)).await;
+        }
 
         let (panic, library_error) = {
             let mut cell = self.cell.lock().unwrap();

@@ -11,12 +11,14 @@ pub mod error;
 pub mod interpret;
 pub mod learner;
 pub mod models;
+pub mod widgets;
 
 pub use config::{data_dir, home, lesson3_dir, models_dir, OfflineWeights};
 pub use device::{device, device_info, DeviceInfo};
 pub use error::{Error, Result};
 /// The `image` crate (its `RgbImage` is what `open_image` returns), for notebooks that need it.
 pub use image;
+pub use widgets::{input, input_password};
 
 /// Everything a vision notebook needs, in one import.
 pub mod vision {
@@ -41,7 +43,7 @@ pub mod vision {
         series::IntoSeries,
     };
     pub use crate::display::{clear_output, display, DisplayHandle, Rich};
-    pub use crate::interpret::{ClassificationInterpretation, ImageCleaner};
+    pub use crate::interpret::{ClassificationInterpretation, CleanerWidget, ImageCleaner};
     pub use crate::learner::callback::{
         AnyLearner, Callback, FitState, GradientAccumulation, GradientClipping, NanGuard,
         StopButton,

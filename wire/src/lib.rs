@@ -68,6 +68,65 @@ pub const OP_CLEAR: &str = "clear";
 /// reader never sees it.
 pub const ERROR_MARKER: &str = "FASTAI_ERROR ";
 
+// ---------------------------------------------------------------- the back channel (widgets, input)
+
+/// The environment variable the kernel sets for the cell process to the path of a Unix socket it
+/// listens on: the *back channel*, for what stdout cannot carry - Jupyter comms (widgets) both
+/// ways, and `input()`. Newline-delimited JSON objects both ways, each with [`KEY_OP`]; binary
+/// buffers travel as base64 strings in [`KEY_BUFFERS`]. The library connects on first use (one
+/// connection per cell process; a new connection replaces the old, and the comms opened through
+/// a connection that ends are closed).
+///
+/// ```text
+/// library -> kernel   {"op":"comm_open","comm_id":"..","target_name":"jupyter.widget","data":{..},"metadata":{..},"buffers":["<b64>"]}
+///                     {"op":"comm_msg","comm_id":"..","data":{..},"buffers":[]}
+///                     {"op":"comm_close","comm_id":"..","data":{}}
+///                     {"op":"display","data":{"application/vnd.jupyter.widget-view+json":{..},"text/plain":".."}}
+///                     {"op":"input_request","prompt":"Name: ","password":false}
+///                     {"op":"sync","token":"7"}
+/// kernel -> library   {"op":"comm_msg","comm_id":"..","data":{..},"buffers":[]}      (from the frontend)
+///                     {"op":"comm_close","comm_id":".."}                            (from the frontend)
+///                     {"op":"input_reply","value":"Ada"}  or  {"op":"input_reply","error":".."}
+///                     {"op":"sync","token":"7"}                                     (answered with the same)
+/// ```
+///
+/// Messages on the back channel keep their order; a `display` sent after a `comm_open` reaches
+/// the notebook after it. `sync` (kernel -> library, echoed back) lets the kernel wait, when a
+/// cell ends, until everything the cell sent has been handled.
+pub const COMM_SOCKET_ENV: &str = "FASTAI_COMM_SOCKET";
+
+/// Back-channel operations (the Jupyter message types they become or come from).
+pub const OP_COMM_OPEN: &str = "comm_open";
+/// See [`OP_COMM_OPEN`].
+pub const OP_COMM_MSG: &str = "comm_msg";
+/// See [`OP_COMM_OPEN`].
+pub const OP_COMM_CLOSE: &str = "comm_close";
+/// Ask the user for a line of text (the kernel's `input_request` on the stdin channel).
+pub const OP_INPUT_REQUEST: &str = "input_request";
+/// The answer to [`OP_INPUT_REQUEST`]: [`KEY_VALUE`], or [`KEY_ERROR`] when input is not possible.
+pub const OP_INPUT_REPLY: &str = "input_reply";
+/// A round trip that orders the back channel: answered with the same [`KEY_TOKEN`].
+pub const OP_SYNC: &str = "sync";
+
+/// Keys of back-channel messages (besides [`KEY_OP`] and [`KEY_DATA`]).
+pub const KEY_COMM_ID: &str = "comm_id";
+/// See [`KEY_COMM_ID`].
+pub const KEY_TARGET: &str = "target_name";
+/// See [`KEY_COMM_ID`].
+pub const KEY_METADATA: &str = "metadata";
+/// Binary buffers, base64 strings, in the order of the data's `buffer_paths`.
+pub const KEY_BUFFERS: &str = "buffers";
+/// See [`KEY_COMM_ID`].
+pub const KEY_PROMPT: &str = "prompt";
+/// See [`KEY_COMM_ID`].
+pub const KEY_PASSWORD: &str = "password";
+/// See [`KEY_COMM_ID`].
+pub const KEY_VALUE: &str = "value";
+/// See [`KEY_COMM_ID`].
+pub const KEY_ERROR: &str = "error";
+/// See [`KEY_COMM_ID`].
+pub const KEY_TOKEN: &str = "token";
+
 // ---------------------------------------------------------------- evcxr's protocol
 
 /// Set by evcxr in the cell process, under any evcxr-based kernel (evcxr's name, not ours).

@@ -239,7 +239,7 @@ impl ImageCleaner {
 
     /// Image `i`, at most 320 pixels on a side; a grey square if the file cannot be read (so
     /// that it can still be deleted).
-    fn thumbnail(&self, i: usize) -> RgbImage {
+    pub(crate) fn thumbnail(&self, i: usize) -> RgbImage {
         match open_image(&self.items[self.order[i].item]) {
             Ok(img) => {
                 let (w, h) = img.dimensions();
@@ -302,6 +302,29 @@ impl ImageCleaner {
     pub fn is_deleted(&self, i: usize) -> Result<bool> {
         self.check(i)?;
         Ok(self.deleted[self.order[i].item])
+    }
+
+    /// The caption of image `i` in the widget (short: it sits under a thumbnail):
+    /// `#i pred X 1.23` (the predicted class and the loss), or its twin and their similarity.
+    pub(crate) fn caption(&self, i: usize) -> String {
+        let r = &self.order[i];
+        match r.twin {
+            Some((t, sim)) => format!("#{i} twin of #{t} {sim:.3}"),
+            None => format!("#{i} pred {} {:.2}", self.classes[r.pred], r.loss),
+        }
+    }
+
+    /// Sets image `i`'s deletion and label at once, quietly (the widget's clicks): `class` an
+    /// index into the classes.
+    pub(crate) fn set_state(&mut self, i: usize, deleted: bool, class: usize) {
+        let item = self.order[i].item;
+        self.deleted[item] = deleted;
+        self.new_labels[item] = (class != self.labels[item]).then_some(class);
+    }
+
+    /// The index of image `i`'s current label.
+    pub(crate) fn label_index(&self, i: usize) -> usize {
+        self.current_label(self.order[i].item)
     }
 
     fn current_label(&self, item: usize) -> usize {
@@ -408,6 +431,19 @@ impl ImageCleaner {
 
     /// [`save`](Self::save) to another file name in the data's folder.
     pub fn save_as(&self, file_name: &str) -> Result<PathBuf> {
+        let (dest, n) = self.write_csv(file_name)?;
+        println!(
+            "wrote {} ({n} images; {} deleted, {} relabelled)",
+            dest.display(),
+            self.deleted_files().len(),
+            self.relabelled().len()
+        );
+        Ok(dest)
+    }
+
+    /// Writes the CSV without a word (the widget's Save says it in the widget); its path and
+    /// the number of images in it.
+    pub(crate) fn write_csv(&self, file_name: &str) -> Result<(PathBuf, usize)> {
         let mut rows = Vec::new();
         for k in (0..self.items.len()).filter(|&k| !self.deleted[k]) {
             rows.push((
@@ -437,14 +473,7 @@ impl ImageCleaner {
             };
             write().map_err(|e| Error::Msg(format!("writing {}: {e}", dest.display())))
         })?;
-        println!(
-            "wrote {} ({} images; {} deleted, {} relabelled)",
-            dest.display(),
-            rows.len(),
-            self.deleted_files().len(),
-            self.relabelled().len()
-        );
-        Ok(dest)
+        Ok((dest, rows.len()))
     }
 }
 

@@ -16,6 +16,7 @@
 //! ```
 
 pub mod cleaner;
+pub mod cleaner_widget;
 pub mod gradcam;
 mod plots;
 
@@ -29,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::learner::Learner;
 
 pub use cleaner::ImageCleaner;
+pub use cleaner_widget::CleanerWidget;
 
 /// Predictions of a classifier on a dataset (usually the validation set), ready to inspect.
 ///

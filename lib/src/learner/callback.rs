@@ -220,15 +220,49 @@ impl SmoothLoss {
     }
 }
 
-/// The notebook's stop button (SIGINT): ends training after the current batch, weights kept.
-#[derive(Debug, Default)]
-pub struct StopButton;
+/// Stopping a fit at the next batch, weights kept: the notebook's interrupt (SIGINT) and, under
+/// the fastai kernel, a Stop button widget shown under the progress display. It also keeps widget
+/// callbacks from running in the middle of a batch: while the fit runs they wait, and run here,
+/// between batches ([`crate::widgets::EventsDuringFit`]).
+#[derive(Default)]
+pub struct StopButton {
+    button: Option<crate::widgets::Button>,
+    events: Option<crate::widgets::EventsDuringFit>,
+}
+
+impl std::fmt::Debug for StopButton {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StopButton")
+    }
+}
+
+impl StopButton {
+    /// The Stop button of the running fit (under the fastai kernel), e.g. to click it from code.
+    pub fn button(&self) -> Option<&crate::widgets::Button> {
+        self.button.as_ref()
+    }
+}
 
 impl Callback for StopButton {
     fn order(&self) -> i32 {
         70
     }
+    fn before_fit(&mut self, _l: &mut AnyLearner) {
+        self.events = Some(crate::widgets::EventsDuringFit::start());
+        self.button = None;
+        if crate::display::supports_updates() && crate::widgets::live() {
+            use crate::widgets::Widget;
+            let b = crate::widgets::Button::new("Stop")
+                .style("danger")
+                .icon("stop");
+            // at once, not between batches: it is what ends the batch loop
+            b.on_click_now(interrupt::request);
+            b.display();
+            self.button = Some(b);
+        }
+    }
     fn after_batch(&mut self, l: &mut AnyLearner) {
+        crate::widgets::run_pending();
         if interrupt::requested() {
             let s = &l.state;
             let at = if s.training {
@@ -240,6 +274,18 @@ impl Callback for StopButton {
                 "training interrupted at {at}; the weights are kept as they are"
             ));
         }
+    }
+    fn after_fit(&mut self, l: &mut AnyLearner) {
+        if let Some(b) = self.button.take() {
+            b.set_disabled(true);
+            b.set_description(if l.state.stop_reason.is_some() {
+                "Stopped"
+            } else {
+                "Done"
+            });
+        }
+        // the callbacks that waited run now
+        self.events = None;
     }
 }
 

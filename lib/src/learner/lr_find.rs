@@ -35,6 +35,9 @@ pub struct LrFind {
     pub lr_valley: f64,
     /// fastai's `slide` (interval slide rule).
     pub lr_slide: f64,
+    /// The learning-rate picker [`LrFind::plot`] shows under the plot (a log slider, at the
+    /// suggestion until moved).
+    picker: crate::widgets::FloatLogSlider,
 }
 
 impl LrFind {
@@ -57,6 +60,53 @@ impl LrFind {
     }
     pub fn slide(&self) -> f64 {
         self.lr_slide
+    }
+    /// Shows the curve with the valley marked (as `recorder.plot()`) and, under the fastai
+    /// kernel, a log slider under it to pick a learning rate, starting at the suggestion; a later
+    /// cell reads the choice with [`LrFind::selected`]. Returns the suggestion.
+    ///
+    /// ```no_run
+    /// # use fastai::vision::*;
+    /// # fn main() -> fastai::Result<()> { let mut learn: Learner = todo!();
+    /// let found = learn.lr_find()?;
+    /// found.plot()?;
+    /// // next cell, after moving the slider:
+    /// learn.fit_one_cycle(4, Some(Lr::Single(found.selected())))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn plot(&self) -> Result<f64> {
+        use crate::widgets::{Image, VBox, Widget};
+        let recorder = super::recorder::Recorder {
+            lr_find: self.points.clone(),
+            lr_find_num_it: self.num_it,
+            ..Default::default()
+        };
+        let (png, valley) = recorder.plot_png()?;
+        if crate::widgets::live() {
+            let image = Image::png(png);
+            VBox::new(&[&image, &self.picker]).display();
+        } else {
+            crate::display::display(&crate::display::Rich::png(
+                png,
+                &format!("lr_find: loss against learning rate; suggestion (valley) {valley:.2e}"),
+            ));
+        }
+        println!("Valley: {valley:.2E}");
+        Ok(valley)
+    }
+    /// The learning rate picked on the slider under [`LrFind::plot`]; the suggestion (the
+    /// valley) until it is moved, and where there is no slider (outside the fastai kernel).
+    pub fn selected(&self) -> f64 {
+        let v = self.picker.value();
+        if v.is_finite() && v > 0.0 {
+            v
+        } else {
+            self.suggestion()
+        }
+    }
+    /// The slider itself (to read it, set it or react to it: `on_change`).
+    pub fn picker(&self) -> &crate::widgets::FloatLogSlider {
+        &self.picker
     }
     /// One method's suggestion with the point fastai marks for it on the plot.
     pub fn suggest(&self, method: SuggestionMethod) -> Option<Suggestion> {
@@ -400,15 +450,40 @@ impl<D: Data + 'static> Learner<D> {
         self.recorder.lr_find_num_it = num_it;
         let curve = suggestion_range(&points, num_it);
         let lr = |m: SuggestionMethod| m.suggest(curve).map_or(f64::NAN, |s| s.lr);
+        let valley = lr(SuggestionMethod::Valley);
         Ok(LrFind {
             lr_steep: lr(SuggestionMethod::Steep),
             lr_min: lr(SuggestionMethod::Minimum),
-            lr_valley: lr(SuggestionMethod::Valley),
+            lr_valley: valley,
             lr_slide: lr(SuggestionMethod::Slide),
+            picker: picker(&points, valley),
             num_it,
             points,
         })
     }
+}
+
+/// A log slider over the rates the search went through (whole powers of ten), at `valley`.
+fn picker(points: &[(f64, f64)], valley: f64) -> crate::widgets::FloatLogSlider {
+    let finite = || {
+        points
+            .iter()
+            .filter(|p| p.0 > 0.0 && p.1.is_finite())
+            .map(|p| p.0.log10())
+    };
+    let lo = finite().fold(f64::INFINITY, f64::min);
+    let hi = finite().fold(f64::NEG_INFINITY, f64::max);
+    let (lo, hi) = if lo.is_finite() && hi.is_finite() {
+        (lo.floor(), hi.ceil().max(lo.floor() + 1.0))
+    } else {
+        (-7.0, 1.0)
+    };
+    let start = if valley.is_finite() && valley > 0.0 {
+        valley
+    } else {
+        10f64.powf((lo + hi) / 2.0)
+    };
+    crate::widgets::FloatLogSlider::new(start, lo, hi, 0.05).description("lr")
 }
 
 #[cfg(test)]

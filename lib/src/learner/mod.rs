@@ -155,7 +155,7 @@ fn default_callbacks() -> Vec<Box<dyn Callback>> {
     vec![
         Box::new(RecorderCallback),
         Box::new(progress::ProgressCallback::default()),
-        Box::new(StopButton),
+        Box::new(StopButton::default()),
         Box::new(NanGuard),
     ]
 }
