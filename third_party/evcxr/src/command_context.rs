@@ -85,6 +85,18 @@ impl CommandContext {
         self.eval_context.variables_and_types()
     }
 
+    /// Waits until the types of all variables are known: with background analysis
+    /// (`EVCXR_BACKGROUND_ANALYSIS=1`), a variable defined while rust-analyzer was busy shows the
+    /// type `_` in `variables_and_types` until then.
+    pub fn wait_for_variable_types(&mut self) {
+        self.eval_context.wait_for_variable_types();
+    }
+
+    /// See `EvalContext::prime_analysis`.
+    pub fn prime_analysis(&mut self) {
+        self.eval_context.prime_analysis();
+    }
+
     pub fn reset_config(&mut self) {
         self.eval_context.reset_config();
     }
@@ -126,9 +138,17 @@ Panic detected. Here's some useful information if you're filing a bug report.
         use std::time::Instant;
         let mut eval_outputs = EvalOutputs::new();
         let start = Instant::now();
+        let (user_code, code_info) = CodeBlock::from_original_user_code(to_run);
+        if user_code
+            .segments
+            .iter()
+            .any(|segment| matches!(segment.kind, CodeKind::Command(_)))
+        {
+            // Commands (`:vars`, `:dep`, ...) see the variables with their types.
+            self.eval_context.wait_for_variable_types();
+        }
         let mut state = self.eval_context.state();
         let mut non_command_code = CodeBlock::new();
-        let (user_code, code_info) = CodeBlock::from_original_user_code(to_run);
         for segment in user_code.segments {
             match &segment.kind {
                 CodeKind::Command(command) => {
@@ -239,6 +259,8 @@ Panic detected. Here's some useful information if you're filing a bug report.
         &mut self,
         user_code: CodeBlock,
     ) -> Result<(CodeBlock, ContextState, Vec<CompilationError>)> {
+        // Completions and hovers are analyses too: they see every variable with its type.
+        self.eval_context.wait_for_variable_types();
         let mut non_command_code = CodeBlock::new();
         let mut state = self.eval_context.state();
         let mut errors = Vec::new();

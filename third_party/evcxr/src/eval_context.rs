@@ -5,6 +5,8 @@
 // or https://opensource.org/licenses/MIT>, at your option. This file may not be
 // copied, modified, or distributed except according to those terms.
 
+use crate::analysis_thread::Analyzer;
+use crate::analysis_thread::PendingAnalysis;
 use crate::cargo_metadata;
 use crate::child_process::ChildProcess;
 use crate::code_block::CodeBlock;
@@ -23,7 +25,6 @@ use crate::module::Module;
 use crate::module::SoFile;
 use crate::runtime;
 use crate::rust_analyzer::Completions;
-use crate::rust_analyzer::RustAnalyzer;
 use crate::rust_analyzer::TypeName;
 use crate::rust_analyzer::VariableInfo;
 use crate::toml_parse;
@@ -58,9 +59,17 @@ pub struct EvalContext {
     module: Module,
     committed_state: ContextState,
     stdout_sender: crossbeam_channel::Sender<String>,
-    analyzer: RustAnalyzer,
+    analyzer: Analyzer,
+    /// Background analysis (see `analysis_thread`): the queued analyses of cells that defined
+    /// variables whose types are not known yet (`PENDING_TYPE`), oldest first.
+    pending_types: Vec<PendingAnalysis>,
     initial_config: Config,
 }
+
+/// The type name of a variable whose type is still being worked out by the background analysis.
+/// The compiler infers it where it is stored (`put_variable::<_>`); it cannot be loaded again until
+/// it is known.
+const PENDING_TYPE: &str = "_";
 
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
@@ -423,7 +432,7 @@ impl EvalContext {
         let tmpdir_var = parsed_config.get_tmp_dir()?;
         let tmpdir_path = tmpdir_var.get_path()?;
         let opt_tmpdir = tmpdir_var.get_opt_tmpdir();
-        let analyzer = RustAnalyzer::new(&tmpdir_path)?;
+        let analyzer = Analyzer::new(&tmpdir_path)?;
         let module = Module::new()?;
         let mut initial_config =
             create_initial_config(tmpdir_path, subprocess_command.get_program().into())?;
@@ -441,6 +450,7 @@ impl EvalContext {
             child_process,
             stdout_sender,
             analyzer,
+            pending_types: Vec::new(),
             initial_config,
         };
         let outputs = EvalContextOutputs {
@@ -516,6 +526,7 @@ impl EvalContext {
             self.commit_state(state);
             return Ok(EvalOutputs::default());
         }
+        let parked = self.park_or_resolve_pending(&mut state, &user_code.code_string());
         let mut phases = PhaseDetailsBuilder::new();
         let code_out = state.apply(user_code.clone(), &code_info.nodes)?;
 
@@ -541,6 +552,7 @@ impl EvalContext {
         // Once, we reach here, our code has successfully executed, so we
         // conclude that variable changes are now applied.
         self.commit_state(state);
+        self.unpark(parked);
 
         phases.phase_complete("Execution");
         outputs.phases = phases.phases;
@@ -555,6 +567,7 @@ impl EvalContext {
         nodes: &[SyntaxNode],
         offset: usize,
     ) -> Result<Completions> {
+        self.resolve_pending_types(Some(&mut state));
         // Wrapping the final expression in order to display it might interfere
         // with completions on that final expression.
         state.config.display_final_expression = false;
@@ -574,8 +587,10 @@ impl EvalContext {
             println!("=========\n{s}\n==========");
         }
 
-        self.analyzer.set_source(code.code_string())?;
-        let mut completions = self.analyzer.completions(wrapped_offset)?;
+        let mut analyzer = self.analyzer.lock();
+        analyzer.set_source(code.code_string())?;
+        let mut completions = analyzer.completions(wrapped_offset)?;
+        drop(analyzer);
         completions.start_offset = code.output_offset_to_user_offset(completions.start_offset)?;
         completions.end_offset = code.output_offset_to_user_offset(completions.end_offset)?;
         // Filter internal identifiers.
@@ -588,6 +603,7 @@ impl EvalContext {
     }
 
     pub fn hover(&mut self, code: &str, state: &mut ContextState) -> Result<(String, String)> {
+        self.resolve_pending_types(Some(state));
         let (modified_code, hover_offset) = if code == "let" {
             (String::from("let _ = 1;"), 0)
         } else if code.ends_with('(') {
@@ -601,11 +617,13 @@ impl EvalContext {
         let (user_code, code_info) = CodeBlock::from_original_user_code(&modified_code);
         let user_code = state.apply(user_code, &code_info.nodes)?;
         let pad_code = state.analysis_code(user_code);
-        self.analyzer.set_source(pad_code.code_string())?;
+        let mut analyzer = self.analyzer.lock();
+        analyzer.set_source(pad_code.code_string())?;
         let wrapped_offset = pad_code.user_offset_to_output_offset(hover_offset)? as u32;
         let text_range = TextRange::new(wrapped_offset.into(), wrapped_offset.into());
-        let hover_text = self.analyzer.hover(text_range, false)?;
-        let hover_markdown = self.analyzer.hover(text_range, true)?;
+        let hover_text = analyzer.hover(text_range, false)?;
+        let hover_markdown = analyzer.hover(text_range, true)?;
+        drop(analyzer);
         match (hover_text, hover_markdown) {
             (Some(data_text), Some(data_markdown)) => Ok((
                 data_text.info.markup.into(),
@@ -677,6 +695,7 @@ impl EvalContext {
     pub(crate) fn restart_child_process(&mut self) -> Result<(), Error> {
         self.committed_state.variable_states.clear();
         self.committed_state.stored_variable_states.clear();
+        self.pending_types.clear();
         self.child_process = self.child_process.restart()?;
         Ok(())
     }
@@ -830,14 +849,21 @@ impl EvalContext {
         state: &mut ContextState,
         code: CodeBlock,
     ) -> Result<(), Error> {
-        self.analyzer.set_source(code.code_string())?;
+        if self.analyzer.is_busy() {
+            return self.defer_variable_types(state, code);
+        }
+        let variables = {
+            let mut analyzer = self.analyzer.lock();
+            analyzer.set_source(code.code_string())?;
+            analyzer.top_level_variables("evcxr_analysis_wrapper")
+        };
         for (
             variable_name,
             VariableInfo {
                 type_name,
                 is_mutable,
             },
-        ) in self.analyzer.top_level_variables("evcxr_analysis_wrapper")
+        ) in variables
         {
             // We don't want to try to store evcxr_variable_store into itself, so we ignore it.
             if variable_name == "evcxr_variable_store" {
@@ -874,6 +900,172 @@ impl EvalContext {
                 .type_name = type_name;
         }
         Ok(())
+    }
+
+    /// Background analysis, while the analyzer is busy: the cell's variables are named from its
+    /// syntax and left for the compiler to type; the analysis that names their types is queued.
+    fn defer_variable_types(
+        &mut self,
+        state: &mut ContextState,
+        code: CodeBlock,
+    ) -> Result<(), Error> {
+        let source = code.code_string();
+        let variables =
+            crate::analysis_thread::declared_variables(&source, "evcxr_analysis_wrapper")
+                .map_err(Error::Message)?;
+        let variables: Vec<_> = variables
+            .into_iter()
+            .filter(|(name, _)| name != "evcxr_variable_store")
+            .collect();
+        if variables.is_empty() {
+            return Ok(());
+        }
+        self.pending_types
+            .push(self.analyzer.submit(source, "evcxr_analysis_wrapper"));
+        for (variable_name, is_mutable) in variables {
+            state
+                .variable_states
+                .entry(variable_name)
+                .or_insert_with(|| VariableState {
+                    type_name: String::new(),
+                    is_mut: is_mutable,
+                    move_state: VariableMoveState::New,
+                    definition_span: None,
+                })
+                .type_name = PENDING_TYPE.to_owned();
+        }
+        Ok(())
+    }
+
+    /// Waits for the queued analyses and gives the variables they typed their types, in the
+    /// committed state and in `state` (a copy being worked on). A variable whose type could not
+    /// be determined is dropped, with a note on the output: it can no longer be loaded.
+    fn resolve_pending_types(&mut self, state: Option<&mut ContextState>) {
+        if self.pending_types.is_empty() {
+            return;
+        }
+        let mut types = HashMap::new();
+        let mut failure = None;
+        for pending in std::mem::take(&mut self.pending_types) {
+            match pending.recv() {
+                Ok(Ok(variables)) => types.extend(variables),
+                Ok(Err(e)) => failure = Some(e),
+                Err(_) => failure = Some("the analysis thread stopped".to_owned()),
+            }
+        }
+        let mut notes = Vec::new();
+        let mut lost = Vec::new();
+        let states = std::iter::once(&mut self.committed_state).chain(state);
+        for state in states {
+            for variables in [
+                &mut state.variable_states,
+                &mut state.stored_variable_states,
+            ] {
+                for (name, variable) in variables.iter_mut() {
+                    if variable.type_name != PENDING_TYPE {
+                        continue;
+                    }
+                    match types.get(name).map(|info| &info.type_name) {
+                        Some(TypeName::Named(ty)) => {
+                            variable.type_name = replace_reserved_words_in_type(ty)
+                        }
+                        other => {
+                            if !lost.contains(name) {
+                                lost.push(name.clone());
+                                notes.push(match (other, &failure) {
+                                    (Some(TypeName::Closure), _) => format!(
+                                        "The variable `{name}` is a closure, which cannot be \
+                                         persisted; it was dropped. Box it to keep it: \
+                                         let f: Box<dyn Fn()> = Box::new(|| {{}});"
+                                    ),
+                                    (_, Some(e)) => format!(
+                                        "The variable `{name}` was dropped: its type could not \
+                                         be determined ({e}). Please give it an explicit type."
+                                    ),
+                                    _ => format!(
+                                        "The variable `{name}` was dropped: its type could not \
+                                         be determined. Please give it an explicit type."
+                                    ),
+                                });
+                            }
+                        }
+                    }
+                }
+                variables.retain(|_, variable| variable.type_name != PENDING_TYPE);
+            }
+        }
+        for note in notes {
+            let _ = self.stdout_sender.send(note);
+        }
+    }
+
+    /// Before a cell runs: the variables still waiting for their types stay in the cell process,
+    /// out of this cell's code, if the cell does not mention them; if it does, their types are
+    /// waited for. Returns the parked variables, for `unpark`.
+    fn park_or_resolve_pending(
+        &mut self,
+        state: &mut ContextState,
+        code: &str,
+    ) -> Vec<(String, VariableState)> {
+        let pending: Vec<String> = state
+            .stored_variable_states
+            .iter()
+            .filter(|(_, variable)| variable.type_name == PENDING_TYPE)
+            .map(|(name, _)| name.clone())
+            .collect();
+        if pending.is_empty() {
+            return Vec::new();
+        }
+        if pending
+            .iter()
+            .any(|name| crate::analysis_thread::mentions(code, name))
+        {
+            self.resolve_pending_types(Some(state));
+            return Vec::new();
+        }
+        let mut parked = Vec::new();
+        for name in pending {
+            state.variable_states.remove(&name);
+            if let Some(variable) = state.stored_variable_states.remove(&name) {
+                parked.push((name, variable));
+            }
+        }
+        parked
+    }
+
+    /// After a cell that ran with variables parked: they are still in the cell process.
+    fn unpark(&mut self, parked: Vec<(String, VariableState)>) {
+        for (name, variable) in parked {
+            if !self.committed_state.variable_states.contains_key(&name) {
+                self.committed_state
+                    .variable_states
+                    .insert(name.clone(), variable.clone());
+                self.committed_state
+                    .stored_variable_states
+                    .insert(name, variable);
+            }
+        }
+    }
+
+    /// Waits until the types of all variables are known (background analysis; see
+    /// `analysis_thread`). Nothing to wait for otherwise.
+    pub fn wait_for_variable_types(&mut self) {
+        self.resolve_pending_types(None);
+    }
+
+    /// Fills rust-analyzer's caches (the standard library, the dependencies and their trait
+    /// implementations) by analysing a small snippet: on the analysis thread in background mode,
+    /// otherwise now. The first cell that defines a variable then finds the analysis ready.
+    pub fn prime_analysis(&mut self) {
+        let mut state = self.state();
+        state.config.display_final_expression = false;
+        state.config.expand_use_statements = false;
+        let (user_code, code_info) =
+            CodeBlock::from_original_user_code("let evcxr_prime = vec![1u8].len() + 1;");
+        if let Ok(code) = state.apply(user_code, &code_info.nodes) {
+            let source = state.analysis_code(code).code_string();
+            self.analyzer.prime(source, "evcxr_analysis_wrapper");
+        }
     }
 
     fn run_and_capture_output(

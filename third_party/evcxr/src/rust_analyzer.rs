@@ -112,8 +112,12 @@ impl RustAnalyzer {
         self.current_source = source;
         let mut change = ra_hir::ChangeWithProcMacros::default();
 
-        std::fs::write(self.source_file.as_path(), &*self.current_source)
-            .with_context(|| format!("Failed to write {:?}", self.source_file))?;
+        // The loader only needs the file to exist. Once it does, it is left alone: it is also the
+        // file that cargo compiles, and with background analysis this runs while a cell compiles.
+        if std::fs::metadata(self.source_file.as_str()).is_err() {
+            std::fs::write(self.source_file.as_path(), &*self.current_source)
+                .with_context(|| format!("Failed to write {:?}", self.source_file))?;
+        }
         self.vfs.set_file_contents(
             self.source_file.clone().into(),
             Some(self.current_source.bytes().collect()),
@@ -246,8 +250,14 @@ impl RustAnalyzer {
                 | ra_vfs::loader::Message::Changed { files } => {
                     for (path, contents) in files {
                         let vfs_path: ra_vfs::VfsPath = path.to_path_buf().into();
-                        self.vfs
-                            .set_file_contents(vfs_path.clone(), contents.clone());
+                        // src/lib.rs on disk may hold other code (the last compiled cell): the
+                        // source being analysed is the one set through `set_source`.
+                        let contents = if *path == *self.source_file {
+                            Some(self.current_source.as_bytes().to_vec())
+                        } else {
+                            contents.clone()
+                        };
+                        self.vfs.set_file_contents(vfs_path.clone(), contents);
                     }
                 }
             }
