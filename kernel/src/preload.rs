@@ -188,6 +188,50 @@ fn resolved_cache_dir() -> Result<PathBuf> {
         .with_context(|| format!("cannot resolve {}", base.display()))
 }
 
+/// Makes each cell's compilation cheaper (evcxr options of third_party/evcxr/PATCHES.md), before
+/// the engine starts:
+/// - after the first cell, rustc runs directly with the command cargo used, instead of cargo
+///   checking the library's ~150 dependencies for freshness before every cell
+///   (`EVCXR_REUSE_CELL_RUSTC`; the library is fixed for the kernel's lifetime anyway: its shared
+///   library is loaded in the cell process);
+/// - the cells' link does not read libtorch's libraries, which torch-sys names on every link
+///   line although the cells reach libtorch only through the library's shared library: empty
+///   stand-ins (linker scripts without commands) are found first (`EVCXR_CELL_RUSTC_ARGS`,
+///   the cells' crate only).
+///
+/// Either can be turned off by setting its variable (to `0`, or empty) in the kernelspec.
+pub fn fast_cells() {
+    if std::env::var_os("EVCXR_REUSE_CELL_RUSTC").is_none() {
+        std::env::set_var("EVCXR_REUSE_CELL_RUSTC", "1");
+    }
+    if std::env::var_os("EVCXR_CELL_RUSTC_ARGS").is_none() {
+        match write_link_stubs() {
+            Ok(dir) => std::env::set_var(
+                "EVCXR_CELL_RUSTC_ARGS",
+                format!("-L\u{1f}native={}", dir.display()),
+            ),
+            Err(e) => eprintln!("fastai-kernel: cells will link libtorch ({e:#})"),
+        }
+    }
+}
+
+/// libtorch's libraries as torch-sys links them.
+const LIBTORCH_LIBRARIES: &[&str] = &["torch_cuda", "torch_cpu", "torch", "c10"];
+
+/// `<cache>/link-stubs`: a `lib<name>.so` for each of [`LIBTORCH_LIBRARIES`] that is a linker
+/// script with no commands (GNU ld and lld read a file that is not an object as a script).
+fn write_link_stubs() -> Result<PathBuf> {
+    let dir = resolved_cache_dir()?.join("link-stubs");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for name in LIBTORCH_LIBRARIES {
+        write_if_changed(
+            &dir.join(format!("lib{name}.so")),
+            "/* fastai-kernel: notebook cells reach libtorch through the fastai shared library */\n",
+        )?;
+    }
+    Ok(dir)
+}
+
 /// A locked build folder; the lock lasts as long as this value (or the process).
 pub struct Slot {
     pub dir: PathBuf,

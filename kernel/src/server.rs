@@ -64,6 +64,7 @@ pub fn run(connection_file: &Path) -> Result<()> {
     if std::env::var_os("EVCXR_BACKGROUND_ANALYSIS").is_none() {
         std::env::set_var("EVCXR_BACKGROUND_ANALYSIS", "1");
     }
+    crate::preload::fast_cells();
     let preload = crate::preload::lib_dir()
         .map(|lib| crate::preload::preload_codes(&lib))
         .unwrap_or_default();

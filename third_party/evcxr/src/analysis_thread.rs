@@ -231,6 +231,25 @@ pub(crate) fn declared_variables(
     Ok(found)
 }
 
+/// Whether the body of `function_name` in `source` has a top-level `let` statement: if not, the
+/// analysis would find no variables, and need not run.
+pub(crate) fn has_let_statements(source: &str, function_name: &str) -> bool {
+    use ra_ap_syntax::ast;
+    use ra_ap_syntax::ast::HasModuleItem;
+    use ra_ap_syntax::ast::HasName;
+    let parsed = ast::SourceFile::parse(source, crate::rust_analyzer::EDITION).tree();
+    parsed.items().any(|item| {
+        let ast::Item::Fn(function) = item else {
+            return false;
+        };
+        function.name().is_some_and(|n| n.text() == function_name)
+            && function.body().is_some_and(|body| {
+                body.statements()
+                    .any(|statement| matches!(statement, ast::Stmt::LetStmt(_)))
+            })
+    })
+}
+
 /// Whether `code` may refer to `name`: it appears as a whole word anywhere, strings included
 /// (`println!("{name}")`). Errs on the side of yes.
 pub(crate) fn mentions(code: &str, name: &str) -> bool {
@@ -272,6 +291,14 @@ mod tests {
         assert!(err.contains("`f` is a closure"), "{err}");
         let typed = "fn w() { let f: fn(i32) -> i32 = |x| x + 1; }";
         assert_eq!(declared_variables(typed, "w").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn let_statements_are_found_at_the_top_level_only() {
+        assert!(has_let_statements("fn w() { 1; let a = 2; }", "w"));
+        assert!(!has_let_statements("fn w() { 1 + 1 }", "w"));
+        assert!(!has_let_statements("fn w() { { let a = 1; } }", "w"));
+        assert!(!has_let_statements("fn o() { let a = 1; } fn w() {}", "w"));
     }
 
     #[test]

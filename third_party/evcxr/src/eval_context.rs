@@ -253,6 +253,10 @@ impl Config {
         &self.tmpdir
     }
 
+    pub(crate) fn subprocess_path(&self) -> &Path {
+        &self.subprocess_path
+    }
+
     pub(crate) fn src_dir(&self) -> PathBuf {
         self.tmpdir.join("src")
     }
@@ -849,6 +853,13 @@ impl EvalContext {
         state: &mut ContextState,
         code: CodeBlock,
     ) -> Result<(), Error> {
+        if !crate::analysis_thread::has_let_statements(
+            &code.code_string(),
+            "evcxr_analysis_wrapper",
+        ) {
+            // No variables to type (`1 + 1`, a call): the analysis would find nothing.
+            return Ok(());
+        }
         if self.analyzer.is_busy() {
             return self.defer_variable_types(state, code);
         }

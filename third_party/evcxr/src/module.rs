@@ -27,6 +27,7 @@ use std::process::Command;
 
 mod artifacts;
 pub(crate) mod cache;
+mod fast_rustc;
 
 pub(crate) const CORE_EXTERN_ENV: &str = "EVCXR_CORE_EXTERN";
 pub(crate) const CACHE_ENABLED_ENV: &str = "EVCXR_CACHE_ENABLED";
@@ -123,6 +124,8 @@ fn rename_or_copy_so_file(src: &Path, dest: &Path) -> Result<(), Error> {
 pub(crate) struct Module {
     build_num: i32,
     last_allow_static: Option<bool>,
+    /// `EVCXR_REUSE_CELL_RUSTC`: the cell crate's last rustc command (see `fast_rustc`).
+    fast_rustc: Option<fast_rustc::FastRustc>,
 }
 
 const CRATE_NAME: &str = "ctx";
@@ -132,6 +135,7 @@ impl Module {
         Ok(Module {
             build_num: 0,
             last_allow_static: None,
+            fast_rustc: None,
         })
     }
 
@@ -188,7 +192,6 @@ impl Module {
 
         self.write_code(code_block, config)?;
 
-        let next_build_num = self.build_num + 1;
         let so_path_file = config.crate_dir().join(EXECUTION_SO_PATH_FILE);
         command.env(EXECUTION_SO_PATH_ENV, &so_path_file);
 
@@ -198,11 +201,49 @@ impl Module {
             Err(error) => return Err(error.into()),
         }
 
+        // The cell crate's own compilation through evcxr's wrapper (see `fast_rustc`), unless a
+        // wrapper is already in place for every crate.
+        let wrapped_already = command
+            .get_envs()
+            .any(|(k, v)| k == "RUSTC_WRAPPER" && v.is_some());
+        let reuse = fast_rustc::reuse_enabled() && !wrapped_already;
+        let key = if reuse {
+            Some(fast_rustc::configuration_key(config.crate_dir(), &command))
+        } else {
+            self.fast_rustc = None;
+            None
+        };
+        if let (Some(key), Some(fast)) = (&key, &self.fast_rustc)
+            && fast.is_valid_for(key)
+        {
+            let command = fast.command();
+            let so_file = match execution_so_source(&command) {
+                Some(path) => path,
+                None => bail!("evcxr: the recorded rustc command does not build the cell crate"),
+            };
+            let output = run_cargo(command, code_block)?;
+            if config.time_passes {
+                eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+            }
+            return self.finish_compile(so_file, config);
+        }
+        if !wrapped_already && (reuse || !fast_rustc::cell_args().is_empty()) {
+            command
+                .env("RUSTC_WORKSPACE_WRAPPER", config.subprocess_path())
+                .env(crate::runtime::WRAP_RUSTC_ENV, "1");
+            if reuse {
+                let record = config.crate_dir().join(fast_rustc::RECORD_FILE);
+                let _ = fs::remove_file(&record);
+                command.env(fast_rustc::RECORD_RUSTC_ENV, record);
+            }
+        }
+
         let cargo_output = run_cargo(command, code_block)?;
         if config.time_passes {
             let output = String::from_utf8_lossy(&cargo_output.stderr);
             eprintln!("{output}");
         }
+        self.fast_rustc = key.and_then(|key| fast_rustc::FastRustc::load(config.crate_dir(), key));
 
         let so_file = match fs::read_to_string(&so_path_file) {
             Ok(path) => PathBuf::from(path),
@@ -211,7 +252,12 @@ impl Module {
             }
             Err(error) => return Err(error.into()),
         };
+        self.finish_compile(so_file, config)
+    }
 
+    /// Gives the compiled cell its own file name (the process keeps the earlier ones loaded).
+    fn finish_compile(&mut self, so_file: PathBuf, config: &Config) -> Result<SoFile, Error> {
+        let next_build_num = self.build_num + 1;
         let copied_so_file = so_file.with_file_name(shared_object_name_from_crate_name(&format!(
             "code_{next_build_num}"
         )));
@@ -312,6 +358,13 @@ pub(crate) fn wrap_rustc() {
 
 pub(crate) fn wrap_rustc_helper() -> Result<i32> {
     let mut command = rustc_command()?;
+    let is_cell = execution_so_source(&command).is_some();
+    let extra = fast_rustc::cell_args();
+    if is_cell && !extra.is_empty() {
+        let mut with_extra = Command::new(command.get_program());
+        with_extra.args(extra).args(command.get_args());
+        command = with_extra;
+    }
 
     let cache_result = cache::access_cache(&command)?;
     if matches!(cache_result, CacheResult::Hit) {
@@ -331,6 +384,9 @@ pub(crate) fn wrap_rustc_helper() -> Result<i32> {
             cache_miss.update_cache(&artifacts)?;
         }
         report_execution_so(&command)?;
+        if is_cell {
+            fast_rustc::record(&command)?;
+        }
     }
 
     Ok(output.status.code().unwrap_or(-1))
