@@ -252,6 +252,9 @@ fn engine_thread(rx: Receiver<Request>, sink: OutputSink, flags: CellFlags, prel
                     sink(Stream::Stderr, note);
                 }
                 seq += 1;
+                if code.lines().any(|l| l.trim_start().starts_with(":dep")) {
+                    crate::preload::without_link_stubs();
+                }
                 // `:fmt` / `:types`: evcxr's own fallback prints this cell's value.
                 let new_format = shortcut::changes_format(&code);
                 if new_format {

@@ -95,7 +95,11 @@ pub fn run_first(
     extra: Option<&str>,
 ) -> std::result::Result<(), String> {
     let mut last = String::from("no code to preload");
-    for code in codes {
+    for (i, code) in codes.iter().enumerate() {
+        if i > 0 {
+            // The library linked into every cell needs libtorch's real libraries on the link.
+            without_link_stubs();
+        }
         let code = match extra {
             Some(extra) => format!("{code}\n{extra}"),
             None => code.clone(),
@@ -204,7 +208,8 @@ pub fn fast_cells() {
     if std::env::var_os("EVCXR_REUSE_CELL_RUSTC").is_none() {
         std::env::set_var("EVCXR_REUSE_CELL_RUSTC", "1");
     }
-    if std::env::var_os("EVCXR_CELL_RUSTC_ARGS").is_none() {
+    let linked_statically = std::env::var("FASTAI_KERNEL_LINK").is_ok_and(|v| v == "static");
+    if std::env::var_os("EVCXR_CELL_RUSTC_ARGS").is_none() && !linked_statically {
         match write_link_stubs() {
             Ok(dir) => std::env::set_var(
                 "EVCXR_CELL_RUSTC_ARGS",
@@ -212,6 +217,17 @@ pub fn fast_cells() {
             ),
             Err(e) => eprintln!("fastai-kernel: cells will link libtorch ({e:#})"),
         }
+    }
+}
+
+/// Takes the stand-ins of [`fast_cells`] off the cells' link again: when the library has to be
+/// linked into every cell after all, or a `:dep` may bring crates that call libtorch themselves.
+/// evcxr reads the variable when it compiles a cell.
+pub fn without_link_stubs() {
+    let ours = std::env::var("EVCXR_CELL_RUSTC_ARGS").is_ok_and(|v| v.contains("link-stubs"));
+    if ours {
+        eprintln!("fastai-kernel: cells link libtorch (the library is linked into each cell)");
+        std::env::remove_var("EVCXR_CELL_RUSTC_ARGS");
     }
 }
 

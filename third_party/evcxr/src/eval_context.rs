@@ -977,6 +977,19 @@ impl EvalContext {
                         continue;
                     }
                     match types.get(name).map(|info| &info.type_name) {
+                        // `impl Trait` (an iterator adapter holding a closure) names the type but
+                        // cannot be stored: evcxr would fail the defining cell for it.
+                        Some(TypeName::Named(ty)) if ty.contains("impl ") => {
+                            if !lost.contains(name) {
+                                lost.push(name.clone());
+                                notes.push(format!(
+                                    "The variable `{name}` has type `{ty}`, which cannot be \
+                                     persisted; it was dropped. Box it (`Box<dyn ...>`) to keep \
+                                     it, or wrap the code that uses it in braces."
+                                ));
+                            }
+                            variable.type_name = PENDING_TYPE.to_owned();
+                        }
                         Some(TypeName::Named(ty)) => {
                             variable.type_name = replace_reserved_words_in_type(ty)
                         }
