@@ -49,6 +49,8 @@ struct Background {
     outstanding: Arc<AtomicUsize>,
     /// Whether a job has finished: the standard library has been indexed.
     warm: Arc<AtomicBool>,
+    /// The thread's id for the scheduler (0 until it has started; Linux only).
+    tid: Arc<std::sync::atomic::AtomicI64>,
 }
 
 pub(crate) struct Analyzer {
@@ -105,6 +107,33 @@ impl Analyzer {
         });
     }
 
+    /// While a cell compiles and runs, the analysis thread only gets CPU time nobody else wants
+    /// (`SCHED_IDLE` on Linux); between cells it is back at its lowered priority.
+    pub(crate) fn set_cell_running(&self, running: bool) {
+        #[cfg(target_os = "linux")]
+        if let Some(b) = &self.background {
+            let tid = b.tid.load(Ordering::SeqCst);
+            if tid > 0 {
+                let policy = if running {
+                    libc::SCHED_IDLE
+                } else {
+                    libc::SCHED_OTHER
+                };
+                let param = libc::sched_param { sched_priority: 0 };
+                // SAFETY: changes the scheduling of a thread of this process; `param` outlives
+                // the call.
+                unsafe {
+                    libc::sched_setscheduler(tid as libc::pid_t, policy, &param);
+                    if !running {
+                        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+                    }
+                }
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = running;
+    }
+
     fn run_or_queue(&self, job: Job) {
         match &self.background {
             Some(b) => {
@@ -124,11 +153,12 @@ fn start_thread(shared: Arc<Mutex<RustAnalyzer>>) -> Result<Background> {
     let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
     let outstanding = Arc::new(AtomicUsize::new(0));
     let warm = Arc::new(AtomicBool::new(false));
-    let (outstanding2, warm2) = (outstanding.clone(), warm.clone());
+    let tid = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let (outstanding2, warm2, tid2) = (outstanding.clone(), warm.clone(), tid.clone());
     std::thread::Builder::new()
         .name("evcxr-analysis".into())
         .spawn(move || {
-            lower_priority();
+            tid2.store(lower_priority(), Ordering::SeqCst);
             for job in queue {
                 run_job(&shared, job);
                 warm2.store(true, Ordering::SeqCst);
@@ -139,6 +169,7 @@ fn start_thread(shared: Arc<Mutex<RustAnalyzer>>) -> Result<Background> {
         jobs,
         outstanding,
         warm,
+        tid,
     })
 }
 
@@ -159,13 +190,17 @@ fn run_job(shared: &Mutex<RustAnalyzer>, job: Job) {
 
 /// The analysis thread yields the CPU to the compiler: on a machine with few cores, the cell being
 /// compiled is what the user waits for.
-fn lower_priority() {
+/// Returns the thread's id (0 where there is none to give).
+fn lower_priority() -> i64 {
     #[cfg(target_os = "linux")]
     // SAFETY: setpriority on this thread's own id; no memory is passed.
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
         libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+        tid as i64
     }
+    #[cfg(not(target_os = "linux"))]
+    0
 }
 
 /// The variables that the top-level `let` statements of `function_name` in `source` define, with

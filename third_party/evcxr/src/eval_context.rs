@@ -534,24 +534,26 @@ impl EvalContext {
         let mut phases = PhaseDetailsBuilder::new();
         let code_out = state.apply(user_code.clone(), &code_info.nodes)?;
 
-        let mut outputs =
-            match self.run_statements(code_out, code_info, &mut state, &mut phases, callbacks) {
-                error @ Err(Error::SubprocessTerminated(_)) => {
-                    self.restart_child_process()?;
-                    return error;
+        self.analyzer.set_cell_running(true);
+        let result = self.run_statements(code_out, code_info, &mut state, &mut phases, callbacks);
+        self.analyzer.set_cell_running(false);
+        let mut outputs = match result {
+            error @ Err(Error::SubprocessTerminated(_)) => {
+                self.restart_child_process()?;
+                return error;
+            }
+            Err(Error::CompilationErrors(errors)) => {
+                let mut errors = state.apply_custom_errors(errors, &user_code, code_info);
+                // If we have any errors in user code then remove all errors that aren't from user
+                // code.
+                if errors.iter().any(|error| error.is_from_user_code()) {
+                    errors.retain(|error| error.is_from_user_code())
                 }
-                Err(Error::CompilationErrors(errors)) => {
-                    let mut errors = state.apply_custom_errors(errors, &user_code, code_info);
-                    // If we have any errors in user code then remove all errors that aren't from user
-                    // code.
-                    if errors.iter().any(|error| error.is_from_user_code()) {
-                        errors.retain(|error| error.is_from_user_code())
-                    }
-                    return Err(Error::CompilationErrors(errors));
-                }
-                error @ Err(_) => return error,
-                Ok(x) => x,
-            };
+                return Err(Error::CompilationErrors(errors));
+            }
+            error @ Err(_) => return error,
+            Ok(x) => x,
+        };
 
         // Once, we reach here, our code has successfully executed, so we
         // conclude that variable changes are now applied.
