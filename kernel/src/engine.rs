@@ -252,6 +252,9 @@ fn engine_thread(rx: Receiver<Request>, sink: OutputSink, flags: CellFlags, prel
                     sink(Stream::Stderr, note);
                 }
                 seq += 1;
+                if code.lines().any(|l| l.trim_start().starts_with(":dep")) {
+                    crate::preload::without_link_stubs();
+                }
                 // `:fmt` / `:types`: evcxr's own fallback prints this cell's value.
                 let new_format = shortcut::changes_format(&code);
                 if new_format {
@@ -348,21 +351,19 @@ fn shortcut_definition(variant: shortcut::Variant) -> Option<String> {
 }
 
 /// evcxr asks rust-analyzer for the type of every variable a cell defines. The first time, it
-/// reads and indexes the sources of every crate the library depends on (about 4 s here), so
-/// that cost would land on the user's first `let`. A type query on a throwaway snippet pays it
-/// during the preload instead, while the notebook is already usable, and defines nothing.
+/// reads and indexes the standard library and the sources of every crate the library depends on
+/// (seconds of CPU). This starts that work now, on evcxr's analysis thread (background analysis,
+/// third_party/evcxr/PATCHES.md; with it off, here and now), while the notebook is already usable:
+/// cells meanwhile do not wait for it, their variables' types are looked up once it is done.
 fn warm_up_analyzer(ctx: &mut CommandContext) {
-    const SNIPPET: &str = "let fastai_kernel_warm_up = vec![1u8].len() + 1;";
     let t0 = Instant::now();
-    let hover = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        ctx.hover_at(SNIPPET, SNIPPET.find("len").unwrap_or(0) + 3)
-    }));
-    match hover {
-        Ok(Ok(_)) => eprintln!(
-            "fastai-kernel: rust-analyzer ready in {:.1} s",
+    let primed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.prime_analysis()));
+    match primed {
+        Ok(()) => eprintln!(
+            "fastai-kernel: rust-analyzer warm-up started ({:.1} s here)",
             t0.elapsed().as_secs_f64()
         ),
-        _ => eprintln!(
+        Err(_) => eprintln!(
             "fastai-kernel: rust-analyzer warm-up failed (the first `let` will be slower)"
         ),
     }

@@ -19,6 +19,8 @@ const NOTHING: &str = "No documentation found";
 pub fn inspect(ctx: &mut CommandContext, code: &str, pos: usize) -> Option<Inspection> {
     let (start, end) = name_at(code, pos)?;
     let name = &code[start..end];
+    // Variables defined while rust-analyzer was still starting have their types looked up now.
+    ctx.wait_for_variable_types();
     let variable = is_plain_name(code, start)
         .then(|| {
             ctx.variables_and_types()

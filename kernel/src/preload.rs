@@ -95,7 +95,11 @@ pub fn run_first(
     extra: Option<&str>,
 ) -> std::result::Result<(), String> {
     let mut last = String::from("no code to preload");
-    for code in codes {
+    for (i, code) in codes.iter().enumerate() {
+        if i > 0 {
+            // The library linked into every cell needs libtorch's real libraries on the link.
+            without_link_stubs();
+        }
         let code = match extra {
             Some(extra) => format!("{code}\n{extra}"),
             None => code.clone(),
@@ -186,6 +190,62 @@ fn resolved_cache_dir() -> Result<PathBuf> {
     std::fs::create_dir_all(&base).with_context(|| format!("cannot create {}", base.display()))?;
     base.canonicalize()
         .with_context(|| format!("cannot resolve {}", base.display()))
+}
+
+/// Makes each cell's compilation cheaper (evcxr options of third_party/evcxr/PATCHES.md), before
+/// the engine starts:
+/// - after the first cell, rustc runs directly with the command cargo used, instead of cargo
+///   checking the library's ~150 dependencies for freshness before every cell
+///   (`EVCXR_REUSE_CELL_RUSTC`; the library is fixed for the kernel's lifetime anyway: its shared
+///   library is loaded in the cell process);
+/// - the cells' link does not read libtorch's libraries, which torch-sys names on every link
+///   line although the cells reach libtorch only through the library's shared library: empty
+///   stand-ins (linker scripts without commands) are found first (`EVCXR_CELL_RUSTC_ARGS`,
+///   the cells' crate only).
+///
+/// Either can be turned off by setting its variable (to `0`, or empty) in the kernelspec.
+pub fn fast_cells() {
+    if std::env::var_os("EVCXR_REUSE_CELL_RUSTC").is_none() {
+        std::env::set_var("EVCXR_REUSE_CELL_RUSTC", "1");
+    }
+    let linked_statically = std::env::var("FASTAI_KERNEL_LINK").is_ok_and(|v| v == "static");
+    if std::env::var_os("EVCXR_CELL_RUSTC_ARGS").is_none() && !linked_statically {
+        match write_link_stubs() {
+            Ok(dir) => std::env::set_var(
+                "EVCXR_CELL_RUSTC_ARGS",
+                format!("-L\u{1f}native={}", dir.display()),
+            ),
+            Err(e) => eprintln!("fastai-kernel: cells will link libtorch ({e:#})"),
+        }
+    }
+}
+
+/// Takes the stand-ins of [`fast_cells`] off the cells' link again: when the library has to be
+/// linked into every cell after all, or a `:dep` may bring crates that call libtorch themselves.
+/// evcxr reads the variable when it compiles a cell.
+pub fn without_link_stubs() {
+    let ours = std::env::var("EVCXR_CELL_RUSTC_ARGS").is_ok_and(|v| v.contains("link-stubs"));
+    if ours {
+        eprintln!("fastai-kernel: cells link libtorch (the library is linked into each cell)");
+        std::env::remove_var("EVCXR_CELL_RUSTC_ARGS");
+    }
+}
+
+/// libtorch's libraries as torch-sys links them.
+const LIBTORCH_LIBRARIES: &[&str] = &["torch_cuda", "torch_cpu", "torch", "c10"];
+
+/// `<cache>/link-stubs`: a `lib<name>.so` for each of [`LIBTORCH_LIBRARIES`] that is a linker
+/// script with no commands (GNU ld and lld read a file that is not an object as a script).
+fn write_link_stubs() -> Result<PathBuf> {
+    let dir = resolved_cache_dir()?.join("link-stubs");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for name in LIBTORCH_LIBRARIES {
+        write_if_changed(
+            &dir.join(format!("lib{name}.so")),
+            "/* fastai-kernel: notebook cells reach libtorch through the fastai shared library */\n",
+        )?;
+    }
+    Ok(dir)
 }
 
 /// A locked build folder; the lock lasts as long as this value (or the process).

@@ -76,6 +76,13 @@ pub fn run(connection_file: &Path) -> Result<()> {
     let slot = crate::preload::acquire_slot()?;
     std::env::set_var("EVCXR_TMPDIR", &slot.dir);
     eprintln!("fastai-kernel: build folder {}", slot.dir.display());
+    // rust-analyzer (evcxr's type analysis) on a thread of its own, so that the first cells do not
+    // wait seconds for it to index the library's dependencies (third_party/evcxr/PATCHES.md);
+    // EVCXR_BACKGROUND_ANALYSIS=0 in the kernelspec's environment turns it off.
+    if std::env::var_os("EVCXR_BACKGROUND_ANALYSIS").is_none() {
+        std::env::set_var("EVCXR_BACKGROUND_ANALYSIS", "1");
+    }
+    crate::preload::fast_cells();
     let preload = crate::preload::lib_dir()
         .map(|lib| crate::preload::preload_codes(&lib))
         .unwrap_or_default();
