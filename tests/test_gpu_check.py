@@ -7,6 +7,8 @@ import os
 import shutil
 import subprocess
 
+import pytest
+
 from helpers import KERNEL, ROOT
 
 RUN = os.path.join(ROOT, "tests", "gpu", "run.sh")
@@ -48,6 +50,8 @@ def own_kernelspec(tmp_path):
     return str(tmp_path / "jupyter")
 
 
+@pytest.mark.skipif(os.environ.get("FASTAI_GPU_DRY_RUN") != "1",
+                    reason="5-9 minutes: run with FASTAI_GPU_DRY_RUN=1 after changing tests/gpu/")
 def test_cpu_dry_run_runs_every_step_and_writes_the_results(tmp_path):
     out = tmp_path / "out"
     env = dict(os.environ, OUT=str(out), JUPYTER_PATH=own_kernelspec(tmp_path))
