@@ -378,6 +378,19 @@ fn start_forwarder(
         .name("cell-output".into())
         .spawn(move || {
             let EvalContextOutputs { stdout, stderr } = outputs;
+            // The two pipes are read by two threads, so a line of each may be waiting at once;
+            // `select!` would then pick one at random. A cell that prints and then fails
+            // (`println!`, then a panic's report on stderr) wrote its stdout first, and that is
+            // the usual order: stdout lines that are ready, or arrive within a moment, go first.
+            let drain_stdout = |wait: Duration| -> bool {
+                loop {
+                    match stdout.recv_timeout(wait) {
+                        Ok(l) => sink(Stream::Stdout, l),
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => return true,
+                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return false,
+                    }
+                }
+            };
             loop {
                 crossbeam_channel::select! {
                     recv(stdout) -> line => match line {
@@ -386,8 +399,13 @@ fn start_forwarder(
                     },
                     recv(stderr) -> line => match line {
                         Ok(l) => {
+                            // (marked first: `settle` waits for 15 ms of quiet after it)
                             *last_stderr.lock().unwrap() = Instant::now();
-                            sink(Stream::Stderr, l)
+                            let open = drain_stdout(Duration::from_millis(2));
+                            sink(Stream::Stderr, l);
+                            if !open {
+                                break;
+                            }
                         }
                         Err(_) => break,
                     },
