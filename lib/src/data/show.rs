@@ -191,24 +191,34 @@ pub fn show_transforms(
     Ok(())
 }
 
+/// One image file as a batch of one, `(1, 3, H, W)` on `device`: resized, centre-cropped and
+/// normalized with `stats` (if any) as validation images are.
+pub fn one_item(
+    image: &Path,
+    (h, w): (usize, usize),
+    stats: Option<Stats>,
+    device: Device,
+) -> Result<Tensor, DataError> {
+    let img = open_image(image)?;
+    let mut buf = vec![0f32; 3 * h * w];
+    render(
+        &img,
+        h,
+        w,
+        &Augment::center(),
+        stats.map(|s| (s.mean, s.std)),
+        &mut buf,
+    );
+    Ok(Tensor::from_slice(&buf)
+        .view([1, 3, h as i64, w as i64])
+        .to_device(device))
+}
+
 impl ImageDataBunch {
     /// One image file as a batch of one, `(1, 3, H, W)` on the data's device, resized,
     /// centre-cropped and normalized as validation images are (fastai's `data.one_item(x)`).
     pub fn one_item(&self, image: &Path) -> Result<Tensor, DataError> {
-        let img = open_image(image)?;
-        let (h, w) = self.size;
-        let mut buf = vec![0f32; 3 * h * w];
-        render(
-            &img,
-            h,
-            w,
-            &Augment::center(),
-            self.stats.map(|s| (s.mean, s.std)),
-            &mut buf,
-        );
-        Ok(Tensor::from_slice(&buf)
-            .view([1, 3, h as i64, w as i64])
-            .to_device(self.device()))
+        one_item(image, self.size, self.stats, self.device())
     }
 
     /// Shows `rows x rows` training images with their labels (fastai: `data.show_batch(rows=3,

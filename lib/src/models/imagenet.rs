@@ -24,8 +24,6 @@ use tch::{Device, Kind, Tensor};
 use super::efficientnet::{efficientnet_lite0, EfficientNet};
 use super::model::{Model, Net};
 use crate::config::{samples_dir, OfflineWeights};
-use crate::data::image::open_image;
-use crate::data::transforms::{render, Augment};
 use crate::data::{imagenet_stats, DataError};
 use crate::error::Result;
 
@@ -102,21 +100,14 @@ impl ImagenetClassifier {
     /// One photo as the network's input: `(1, 3, size, size)`, ImageNet-normalized, on the
     /// model's device.
     pub fn one_item(&self, image: &Path) -> Result<Tensor> {
-        let img = open_image(image)?;
-        let s = self.size;
-        let mut buf = vec![0f32; 3 * s * s];
-        let stats = imagenet_stats();
-        render(
-            &img,
-            s,
-            s,
-            &Augment::center(),
-            Some((stats.mean, stats.std)),
-            &mut buf,
-        );
-        Ok(Tensor::from_slice(&buf)
-            .view([1, 3, s as i64, s as i64])
-            .to_device(self.model.var_store().device()))
+        let side = (self.size, self.size);
+        let device = self.model.var_store().device();
+        Ok(crate::data::show::one_item(
+            image,
+            side,
+            Some(imagenet_stats()),
+            device,
+        )?)
     }
 
     /// The `k` most likely classes of a photo, with their probabilities, most likely first.
