@@ -7,6 +7,7 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod display;
+pub mod distributed;
 pub mod error;
 pub mod interpret;
 pub mod learner;

@@ -13,12 +13,11 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use tch::{Device, Kind, Tensor};
 
 use super::image::open_image;
 use super::labels::Labels;
+use super::order::{self, Shard};
 use super::transforms::{map_points, render, render_mask, Augment, Transforms};
 
 /// Per-channel mean and standard deviation, for `normalize`.
@@ -80,6 +79,7 @@ pub struct DataLoader {
     c: usize,
     seed: u64,
     epoch: u64,
+    shard: Option<Shard>,
     prefetch: usize,
     workers: usize,
     warned: Arc<Mutex<HashSet<PathBuf>>>,
@@ -135,6 +135,7 @@ impl DataLoader {
             tta: None,
             seed: 42,
             epoch: 0,
+            shard: None,
             prefetch: 3,
             workers: threads.max(1),
             warned: Arc::new(Mutex::new(HashSet::new())),
@@ -148,12 +149,7 @@ impl DataLoader {
 
     /// Number of batches per epoch.
     pub fn len(&self) -> usize {
-        let n = self.items.len();
-        if self.drop_last {
-            n / self.bs
-        } else {
-            n.div_ceil(self.bs)
-        }
+        order::n_batches(self.items.len(), self.bs, self.drop_last, self.shard)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -171,19 +167,28 @@ impl DataLoader {
         self.workers
     }
 
-    /// The item order of the next epoch.
+    /// The item order of epoch `epoch` (this rank's share of it in data-parallel training).
     fn order(&self, epoch: u64) -> Vec<usize> {
-        let mut idx: Vec<usize> = (0..self.items.len()).collect();
-        if self.shuffle {
-            let mut rng = rand::rngs::StdRng::seed_from_u64(
-                self.seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-            );
-            idx.shuffle(&mut rng);
-        }
-        if self.drop_last {
-            idx.truncate(self.len() * self.bs);
-        }
-        idx
+        order::epoch_order(
+            self.items.len(),
+            self.shuffle,
+            self.seed,
+            epoch,
+            self.bs,
+            self.drop_last,
+            self.shard,
+        )
+    }
+
+    /// Data-parallel training: from now on every epoch yields only `shard`'s share of the items
+    /// (see [`Shard`]); `None` goes back to all of them.
+    pub fn set_shard(&mut self, shard: Option<Shard>) {
+        self.shard = shard;
+    }
+
+    /// The share this loader yields, if it is sharded.
+    pub fn shard(&self) -> Option<Shard> {
+        self.shard
     }
 
     /// One epoch of batches, prepared in the background. Each call starts the next epoch.
@@ -387,7 +392,7 @@ impl Job {
             Some(t) => {
                 let seed =
                     self.seed ^ (self.epoch << 40) ^ (i as u64).wrapping_mul(0x2545_F491_4F6C_DD1D);
-                let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+                let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
                 let mut aug = t.sample(&mut rng);
                 if let (Labels::Points(pts), true) = (&*self.targets, self.tfm_y) {
                     // A point that leaves the picture cannot be learned from (fastai drops it,

@@ -26,6 +26,7 @@ pub mod files;
 pub mod image;
 pub mod labels;
 pub mod loader;
+pub mod order;
 pub mod show;
 pub mod tensors;
 pub mod transforms;
@@ -48,6 +49,7 @@ pub use files::{get_files, get_image_files, is_image_file, PathExt, IMAGE_EXTENS
 pub use image::{open_image, open_mask};
 pub use labels::{LabelList, Labels};
 pub use loader::{imagenet_stats, Batch, DataLoader, Stats, TtaView};
+pub use order::Shard;
 pub use show::{show_image, show_transforms, show_with_mask, show_with_points};
 pub use tensors::{tensors_from_folder, Data, DataBunch, TensorLoader};
 pub use transforms::{get_transforms, Augment, PaddingMode, Transforms};

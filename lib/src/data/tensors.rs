@@ -15,11 +15,10 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use tch::{Device, Tensor};
 
 use super::loader::Batch;
+use super::order::{self, Shard};
 use super::ImageDataBunch;
 use crate::bail;
 use crate::error::Result;
@@ -47,9 +46,26 @@ pub trait Data {
     fn classes(&self) -> &[String];
     /// One line for the learner's summary: "3 classes, 64x64 images, bs 8".
     fn describe(&self) -> String;
+    /// Data-parallel training: yield only `shard`'s share of every epoch, of the training and
+    /// the validation items (`None`: all of them again). `learn.to_distributed` calls it around
+    /// each fit. Data of your own that cannot be split says so (the default).
+    fn set_shard(&mut self, shard: Option<Shard>) -> Result<()> {
+        match shard {
+            None => Ok(()),
+            Some(_) => bail!(
+                "this data cannot be split across ranks: implement Data::set_shard for it (give \
+                 each rank every world-th item of each epoch, as DataLoader::set_shard does)"
+            ),
+        }
+    }
 }
 
 impl Data for ImageDataBunch {
+    fn set_shard(&mut self, shard: Option<Shard>) -> Result<()> {
+        self.train_dl.set_shard(shard);
+        self.valid_dl.set_shard(shard);
+        Ok(())
+    }
     fn train_batches(&mut self) -> Box<dyn Iterator<Item = Batch>> {
         Box::new(self.train_dl.iter())
     }
@@ -103,6 +119,7 @@ pub struct TensorLoader {
     pub device: Device,
     seed: u64,
     epoch: u64,
+    shard: Option<Shard>,
 }
 
 impl TensorLoader {
@@ -130,6 +147,7 @@ impl TensorLoader {
             device: Device::Cpu,
             seed: 42,
             epoch: 0,
+            shard: None,
         })
     }
 
@@ -140,11 +158,13 @@ impl TensorLoader {
 
     /// Batches per epoch.
     pub fn len(&self) -> usize {
-        if self.drop_last {
-            self.n_items() / self.bs
-        } else {
-            self.n_items().div_ceil(self.bs)
-        }
+        order::n_batches(self.n_items(), self.bs, self.drop_last, self.shard)
+    }
+
+    /// Data-parallel training: every epoch yields only `shard`'s share of the rows (see
+    /// [`Shard`]); `None` goes back to all of them.
+    pub fn set_shard(&mut self, shard: Option<Shard>) {
+        self.shard = shard;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -170,18 +190,18 @@ impl TensorLoader {
 
     /// The batches of epoch number `epoch`, without moving the loader on.
     pub fn iter_epoch(&self, epoch: u64) -> TensorBatches {
-        let mut order: Vec<i64> = (0..self.n_items() as i64).collect();
-        if self.shuffle {
-            let mut rng = rand::rngs::StdRng::seed_from_u64(
-                self.seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-            );
-            order.shuffle(&mut rng);
-        }
-        order.truncate(if self.drop_last {
-            self.len() * self.bs
-        } else {
-            order.len()
-        });
+        let order = order::epoch_order(
+            self.n_items(),
+            self.shuffle,
+            self.seed,
+            epoch,
+            self.bs,
+            self.drop_last,
+            self.shard,
+        )
+        .into_iter()
+        .map(|i| i as i64)
+        .collect();
         TensorBatches {
             x: self.x.shallow_clone(),
             y: self.y.shallow_clone(),
@@ -297,6 +317,11 @@ impl DataBunch {
 }
 
 impl Data for DataBunch {
+    fn set_shard(&mut self, shard: Option<Shard>) -> Result<()> {
+        self.train_dl.set_shard(shard);
+        self.valid_dl.set_shard(shard);
+        Ok(())
+    }
     fn train_batches(&mut self) -> Box<dyn Iterator<Item = Batch>> {
         Box::new(self.train_dl.iter())
     }

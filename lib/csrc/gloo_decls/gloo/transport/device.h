@@ -1,0 +1,9 @@
+// Declarations only; see ../../README.md.
+#pragma once
+
+namespace gloo {
+namespace transport {
+class Device;
+class UnboundBuffer;
+} // namespace transport
+} // namespace gloo
