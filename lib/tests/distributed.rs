@@ -280,6 +280,14 @@ fn rank_process() {
                 std::process::exit(1);
             }
         }
+        "launch-fail" => {
+            if ctx.rank == 1 {
+                println!("rank 1 failing");
+                std::process::exit(7);
+            }
+            println!("rank 0 waiting");
+            std::thread::sleep(Duration::from_secs(120));
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -410,4 +418,37 @@ fn a_port_in_use_and_a_bad_address_are_clear_errors() {
     }
     let single = DistContext::from_vars(|_| None).unwrap();
     assert!(!single.is_distributed() && single.is_main());
+}
+
+#[test]
+fn fastai_launch_prefixes_each_rank_and_ends_the_others_when_one_fails() {
+    let launcher = env!("CARGO_BIN_EXE_fastai-launch");
+    let exe = std::env::current_exe().unwrap();
+    let start = Instant::now();
+    let out = Command::new(launcher)
+        .args(["--nproc", "2", "--threads", "1", "--grace", "2"])
+        .arg(&exe)
+        .args(["--exact", "rank_process", "--nocapture"])
+        .env("FASTAI_TEST_ROLE", "launch-fail")
+        .env("FASTAI_DIST_TIMEOUT", "60")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("[rank 1] rank 1 failing"), "{stdout}");
+    assert!(stderr.contains("rank 1 failed (exit code 7)"), "{stderr}");
+    assert!(stderr.contains("rank 0: killed by signal 15"), "{stderr}");
+    assert!(start.elapsed() < Duration::from_secs(60), "{:?}", start.elapsed());
+
+    let out = Command::new(launcher).arg("true").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--nproc N is required"));
+    let out = Command::new(launcher)
+        .args(["--nproc", "1", "--master", "somewhere", "true"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected ADDR:PORT"));
 }

@@ -9,6 +9,9 @@
 //! - validation `after_loss`: the ranks' predictions and targets are gathered and put back in
 //!   the unsharded order (the padding of the last batch dropped), and the loss recomputed on
 //!   them, so every rank's metrics are those of the whole validation set.
+//! - `before_validate` and `after_fit`: what is not trained (BatchNorm's running statistics,
+//!   which each rank updated from its own share) is broadcast from rank 0, as DDP's
+//!   `broadcast_buffers` does, so every rank validates and ends with one model.
 //! - `after_fit`: the data yields everything again.
 //!
 //! And a second callback, [`StopSync`] (order 90: after the stop button and the NaN guard), makes
@@ -71,14 +74,19 @@ impl DistributedTrainer {
         }
     }
 
-    /// Broadcasts every variable of the model from rank 0, bucket by bucket.
-    fn broadcast_model(&self, learn: &mut AnyLearner) -> Result<()> {
+    /// Broadcasts the model's variables from rank 0, bucket by bucket: all of them, or with
+    /// `fixed_only` those not being trained (BatchNorm's running statistics, frozen layers).
+    fn broadcast_model(&self, learn: &mut AnyLearner, fixed_only: bool) -> Result<()> {
         // by name: a HashMap's order differs between processes, and every rank must flatten the
         // same variables in the same order
         let mut named: Vec<(String, Tensor)> =
             learn.model.var_store().variables().into_iter().collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
-        let vars: Vec<Tensor> = named.into_iter().map(|(_, t)| t).collect();
+        let vars: Vec<Tensor> = named
+            .into_iter()
+            .map(|(_, t)| t)
+            .filter(|t| !fixed_only || !t.requires_grad())
+            .collect();
         let _guard = tch::no_grad_guard();
         for bucket in buckets(&vars) {
             let tensors: Vec<&Tensor> = bucket.iter().map(|&i| &vars[i]).collect();
@@ -157,7 +165,7 @@ impl Callback for DistributedTrainer {
             return self.fail(learn, e);
         }
         self.active = true;
-        if let Err(e) = self.broadcast_model(learn) {
+        if let Err(e) = self.broadcast_model(learn, false) {
             self.fail(learn, e);
         }
     }
@@ -171,8 +179,15 @@ impl Callback for DistributedTrainer {
         }
     }
 
-    fn before_validate(&mut self, _learn: &mut AnyLearner) {
+    fn before_validate(&mut self, learn: &mut AnyLearner) {
         self.valid_batch = 0;
+        // each rank's BatchNorm statistics followed its own share of the batches: validate
+        // with rank 0's (DDP's broadcast_buffers), so the gathered predictions are one model's
+        if self.active {
+            if let Err(e) = self.broadcast_model(learn, true) {
+                self.fail(learn, e);
+            }
+        }
     }
 
     fn after_loss(&mut self, learn: &mut AnyLearner) {
@@ -185,6 +200,13 @@ impl Callback for DistributedTrainer {
     }
 
     fn after_fit(&mut self, learn: &mut AnyLearner) {
+        // every rank ends with rank 0's statistics too (the weights are equal already) - unless
+        // the fit is failing, when a peer may be gone
+        if self.active && learn.state.stop_reason.is_none() {
+            if let Err(e) = self.broadcast_model(learn, true) {
+                self.fail(learn, e);
+            }
+        }
         self.active = false;
         let _ = learn.data.set_shard(None);
     }
