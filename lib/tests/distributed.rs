@@ -441,7 +441,11 @@ fn fastai_launch_prefixes_each_rank_and_ends_the_others_when_one_fails() {
     assert!(stdout.contains("[rank 1] rank 1 failing"), "{stdout}");
     assert!(stderr.contains("rank 1 failed (exit code 7)"), "{stderr}");
     assert!(stderr.contains("rank 0: killed by signal 15"), "{stderr}");
-    assert!(start.elapsed() < Duration::from_secs(60), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        start.elapsed()
+    );
 
     let out = Command::new(launcher).arg("true").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -451,4 +455,34 @@ fn fastai_launch_prefixes_each_rank_and_ends_the_others_when_one_fails() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected ADDR:PORT"));
+}
+
+#[test]
+fn a_notebook_cell_launches_two_ranks_of_its_training_function() {
+    // what a cell does; the worker is compiled against this library's release build
+    let r = fastai::notebook_launcher!(2, {
+        fn train(ctx: &DistContext) -> fastai::Result<()> {
+            tch::manual_seed(1); // the same data on every rank
+            let x = Tensor::randn([64, 4], (Kind::Float, Device::Cpu));
+            let y = x
+                .sum_dim_intlist(1, false, Kind::Float)
+                .gt(0.0)
+                .to_kind(Kind::Int64);
+            let data = DataBunch::from_tensors(
+                (x.narrow(0, 0, 48), y.narrow(0, 0, 48)),
+                (x.narrow(0, 48, 16), y.narrow(0, 48, 16)),
+                8,
+            )?;
+            tch::manual_seed(0);
+            let model = Net::new(Device::Cpu, |p| {
+                nn::linear(p / "lin", 4, 2, Default::default())
+            });
+            let mut learn = Learner::new(data, model, cross_entropy_flat(), &[accuracy])?;
+            learn.to_distributed(ctx)?;
+            learn.fit(2, 0.1)?;
+            println!("rank {} of {} done", ctx.rank, ctx.world_size);
+            Ok(())
+        }
+    });
+    r.unwrap();
 }

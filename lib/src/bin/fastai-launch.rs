@@ -98,6 +98,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Ctrl-C: this launcher stays to report; every rank gets SIGINT and stops its fit
+    let opts = LaunchOptions {
+        forward_interrupt: true,
+        ..opts
+    };
     match launch(&opts, &program, &args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -44,6 +44,9 @@ pub struct LaunchOptions {
     pub grace: Duration,
     /// More environment for every rank.
     pub env: Vec<(OsString, OsString)>,
+    /// Pass an interrupt of this process (Ctrl-C, the notebook's stop button) on to every rank
+    /// as SIGINT: their fits stop together at the next batch and they exit normally.
+    pub forward_interrupt: bool,
 }
 
 impl Default for LaunchOptions {
@@ -57,6 +60,7 @@ impl Default for LaunchOptions {
             output: RankOutput::Prefixed,
             grace: Duration::from_secs(5),
             env: Vec::new(),
+            forward_interrupt: false,
         }
     }
 }
@@ -154,8 +158,20 @@ pub fn launch(opts: &LaunchOptions, program: &OsString, args: &[OsString]) -> Re
     }
 
     // wait: all succeed, or the first failure ends the rest
+    if opts.forward_interrupt {
+        // (not arm(): an interrupt that came while the program was being prepared still counts)
+        crate::learner::interrupt::install();
+    }
     let mut failed: Option<(usize, ExitStatus)> = None;
     loop {
+        if opts.forward_interrupt && crate::learner::interrupt::interrupted() {
+            for r in ranks.iter().filter(|r| r.status.is_none()) {
+                // SAFETY: kill(2) on our own, not yet reaped, child.
+                unsafe {
+                    libc::kill(r.child.id() as libc::pid_t, libc::SIGINT);
+                }
+            }
+        }
         for r in ranks.iter_mut().filter(|r| r.status.is_none()) {
             if let Ok(Some(status)) = r.child.try_wait() {
                 r.status = Some(status);

@@ -12,16 +12,18 @@
 //! let data = ImageDataBunch::from_folder(&path, DataOptions::default())?;
 //! let mut learn = cnn_learner(data, models::resnet18, &[error_rate])?;
 //! learn.to_distributed(&ctx)?;
-//! learn.fit_one_cycle(1, None)?; // rank 0 shows the table; all ranks end with the same weights
-//! # Ok(()) }
+//! learn.fit_one_cycle(1, None) // rank 0 shows the table; all ranks end with the same weights
+//! # }
 //! ```
 //!
 //! The pieces: [`Store`] and [`ProcessGroup`] (c10d's rendezvous and Gloo collectives),
-//! [`DistContext`] (torchrun's environment), [`Learner::to_distributed`] (fastai v1's name) and
-//! [`launch`] (what the `fastai-launch` program runs).
+//! [`DistContext`] (torchrun's environment), [`Learner::to_distributed`] (fastai v1's name),
+//! [`launch`] (what the `fastai-launch` program runs) and, in a notebook,
+//! [`notebook_launcher!`](crate::notebook_launcher) ([`notebook`]).
 
 mod c10d;
 mod launch;
+pub mod notebook;
 mod trainer;
 
 use std::sync::Arc;
@@ -29,6 +31,7 @@ use std::time::Duration;
 
 pub use c10d::{available, ProcessGroup, ReduceOp, Store};
 pub use launch::{launch, LaunchOptions, RankOutput};
+pub use notebook::notebook_launch;
 pub use trainer::{DistributedTrainer, StopSync};
 
 use crate::data::Data;
@@ -197,12 +200,15 @@ impl std::fmt::Debug for DistContext {
 /// fastai's `rank0_first`: runs `f` on rank 0 first (a download, an extraction, a cache being
 /// written), then on the other ranks once rank 0 is done - so they find its files instead of
 /// racing to write them. A failure on rank 0 is reported to every rank.
-pub fn rank0_first<T>(ctx: &DistContext, f: impl FnOnce() -> Result<T>) -> Result<T> {
+pub fn rank0_first<T, E: Into<Error>>(
+    ctx: &DistContext,
+    f: impl FnOnce() -> std::result::Result<T, E>,
+) -> Result<T> {
     let Some(group) = ctx.group() else {
-        return f();
+        return f().map_err(Into::into);
     };
     if ctx.is_main() {
-        let result = f();
+        let result = f().map_err(Into::into);
         // tell the others whether to go on (1) or give up (0)
         let mut ok = tch::Tensor::from_slice(&[result.is_ok() as i64]);
         group.broadcast(&mut [&mut ok], 0)?;
@@ -216,7 +222,7 @@ pub fn rank0_first<T>(ctx: &DistContext, f: impl FnOnce() -> Result<T>) -> Resul
                     .into(),
             ));
         }
-        f()
+        f().map_err(Into::into)
     }
 }
 
