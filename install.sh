@@ -200,6 +200,15 @@ Nothing already installed was removed: re-run ./install.sh once the index is rea
   [ -f "$LIBTORCH/lib/libtorch_cpu.so" ] || fail "torch installed but $LIBTORCH/lib/libtorch_cpu.so is missing"
   echo "$MARK_NAME $TORCH_VERSION" >"$MARKER"
 fi
+# NCCL for data-parallel training on GPUs: lib/build.rs compiles it against the CUDA headers that
+# torch's own dependencies bring, plus two small header packages they lack (crt/host_config.h and
+# nv/target, ~3 MB). Without them the library builds without NCCL (Gloo still works).
+if [ "$TORCH_VARIANT" = cu130 ] &&
+   { [ ! -f "$SITE/nvidia/cu13/include/crt/host_config.h" ] || [ ! -d "$SITE/nvidia/cu13/include/nv" ]; }; then
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q \
+    "nvidia-cuda-crt==13.0.88.*" "nvidia-cuda-cccl==13.0.85.*" ||
+    echo "note: the CUDA headers for NCCL did not install: data-parallel training will use Gloo"
+fi
 
 # ------------------------------------------------------------------ 4. cargo finds libtorch
 step "Cargo configuration (.cargo/config.toml)"

@@ -15,6 +15,8 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include "c10d_common.h"
+
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -23,37 +25,10 @@
 
 namespace {
 
-struct StoreBox {
-  c10::intrusive_ptr<c10d::Store> store;
-};
-
-struct GroupBox {
-  c10::intrusive_ptr<c10d::Backend> backend;
-  std::chrono::milliseconds timeout;
-};
-
-char* copy_message(const std::string& message) {
-  char* out = static_cast<char*>(std::malloc(message.size() + 1));
-  if (out != nullptr) {
-    std::memcpy(out, message.c_str(), message.size() + 1);
-  }
-  return out;
-}
-
-// Runs `body`, turning whatever it throws into an error message.
-template <typename Body>
-char* guarded(Body body) {
-  try {
-    body();
-    return nullptr;
-  } catch (const c10::Error& e) {
-    return copy_message(e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    return copy_message(e.what());
-  } catch (...) {
-    return copy_message("unknown C++ exception in c10d");
-  }
-}
+using fastai_c10d::copy_message;
+using fastai_c10d::GroupBox;
+using fastai_c10d::guarded;
+using fastai_c10d::StoreBox;
 
 std::vector<at::Tensor> tensors_of(at::Tensor** tensors, size_t n) {
   std::vector<at::Tensor> out;

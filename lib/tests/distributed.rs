@@ -486,3 +486,26 @@ fn a_notebook_cell_launches_two_ranks_of_its_training_function() {
     });
     r.unwrap();
 }
+
+#[test]
+fn nccl_is_made_on_a_gpu_or_refused_with_a_reason() {
+    let store = Store::hash().unwrap();
+    match ProcessGroup::nccl(&store, 0, 1, 0, TIMEOUT) {
+        // a machine with a GPU and the CUDA libraries
+        Ok(group) => assert_eq!(group.backend(), "nccl"),
+        Err(e) => {
+            let e = e.to_string();
+            eprintln!("NCCL refused: {e}");
+            if fastai::distributed::nccl_built() {
+                // built against the CUDA libtorch, but this machine cannot load or use it
+                assert!(
+                    e.contains("NCCL") || e.contains("CUDA") || e.contains("cuda"),
+                    "{e}"
+                );
+            } else {
+                assert!(e.contains("NCCL is not available in this build"), "{e}");
+                assert!(e.contains("FASTAI_DIST_BACKEND=gloo"), "{e}");
+            }
+        }
+    }
+}

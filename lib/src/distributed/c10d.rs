@@ -400,6 +400,42 @@ pub struct ProcessGroup {
     ptr: *mut c_void,
     rank: usize,
     size: usize,
+    /// NCCL: the rank's GPU, where CPU tensors are moved for a collective (and back).
+    cuda: Option<usize>,
+}
+
+type NcclNew =
+    unsafe extern "C" fn(*mut c_void, c_int, c_int, i64, *mut *mut c_void) -> *mut c_char;
+
+/// The NCCL half of the shim (a shared library of its own, see build.rs), loaded once.
+fn nccl_constructor() -> Result<NcclNew> {
+    static LOADED: std::sync::OnceLock<std::result::Result<NcclNew, String>> =
+        std::sync::OnceLock::new();
+    LOADED
+        .get_or_init(|| {
+            let Some(path) = option_env!("FASTAI_C10D_NCCL_SO") else {
+                return Err(format!(
+                    "NCCL is not available in this build of the library: {} (Gloo works on \
+                     GPUs too, through the host: FASTAI_DIST_BACKEND=gloo)",
+                    option_env!("FASTAI_NCCL_UNAVAILABLE").unwrap_or("reason unknown")
+                ));
+            };
+            // SAFETY: our own shim; its initialisers only register c10d's types.
+            let lib = unsafe { libloading::Library::new(path) }.map_err(|e| {
+                format!(
+                    "loading NCCL support ({path}): {e} - the CUDA libtorch's libraries \
+                     (libtorch_cuda, libcudart, libnccl) must be installed (./install.sh --cuda)"
+                )
+            })?;
+            // SAFETY: the symbol has this signature (csrc/c10d_nccl.cpp).
+            let f: NcclNew = unsafe { lib.get::<NcclNew>(b"fastai_c10d_nccl\0") }
+                .map(|s| *s)
+                .map_err(|e| format!("{path} lacks fastai_c10d_nccl: {e}"))?;
+            std::mem::forget(lib); // the process groups it makes live as long as the process
+            Ok(f)
+        })
+        .clone()
+        .map_err(Error::Msg)
 }
 
 // SAFETY: c10d backends are made to be called from any thread (one at a time per group, which
@@ -451,7 +487,94 @@ impl ProcessGroup {
                 &mut ptr,
             )
         })?;
-        Ok(ProcessGroup { ptr, rank, size })
+        Ok(ProcessGroup {
+            ptr,
+            rank,
+            size,
+            cuda: None,
+        })
+    }
+
+    /// Joins a NCCL group (GPUs only; libtorch's CUDA build) of `size` ranks as `rank`, whose
+    /// GPU is `cuda:gpu`. Collectives take CUDA tensors; CPU tensors are moved to the rank's GPU
+    /// for the call and the result copied back.
+    pub fn nccl(
+        store: &Store,
+        rank: usize,
+        size: usize,
+        gpu: usize,
+        timeout: Duration,
+    ) -> Result<Self> {
+        require()?;
+        if size == 0 || rank >= size {
+            return Err(Error::Msg(format!(
+                "rank {rank} is not in a group of {size}: ranks go from 0 to WORLD_SIZE - 1"
+            )));
+        }
+        let make = nccl_constructor()?;
+        let mut ptr = std::ptr::null_mut();
+        let what = format!(
+            "rank {rank} of {size} joining the NCCL group through the {} store",
+            store.describe
+        );
+        // SAFETY: live store; `ptr` is written only on success.
+        check(&what, unsafe {
+            make(
+                store.ptr,
+                rank as c_int,
+                size as c_int,
+                millis(timeout),
+                &mut ptr,
+            )
+        })?;
+        Ok(ProcessGroup {
+            ptr,
+            rank,
+            size,
+            cuda: Some(gpu),
+        })
+    }
+
+    /// "gloo" or "nccl".
+    pub fn backend(&self) -> &'static str {
+        if self.cuda.is_some() {
+            "nccl"
+        } else {
+            "gloo"
+        }
+    }
+
+    /// Runs `op` on the tensors, on the rank's GPU for a NCCL group (copying CPU tensors there
+    /// and the results back).
+    fn on_device(
+        &self,
+        tensors: &mut [&mut Tensor],
+        op: impl FnOnce(&mut [&mut Tensor]) -> Result<()>,
+    ) -> Result<()> {
+        let Some(gpu) = self.cuda else {
+            return op(tensors);
+        };
+        let device = tch::Device::Cuda(gpu);
+        let moved: Vec<bool> = tensors.iter().map(|t| t.device() != device).collect();
+        let mut staged: Vec<Tensor> = tensors
+            .iter()
+            .zip(&moved)
+            .map(|(t, &m)| {
+                if m {
+                    t.to_device(device)
+                } else {
+                    t.shallow_clone()
+                }
+            })
+            .collect();
+        let mut refs: Vec<&mut Tensor> = staged.iter_mut().collect();
+        op(&mut refs)?;
+        for ((t, s), m) in tensors.iter_mut().zip(&staged).zip(moved) {
+            if m {
+                t.copy_(s);
+            }
+        }
+        Ok(())
     }
 
     pub fn rank(&self) -> usize {
@@ -466,16 +589,18 @@ impl ProcessGroup {
     /// Tensors must be dense and contiguous, and alike on every rank.
     pub fn all_reduce(&self, tensors: &mut [&mut Tensor], op: ReduceOp) -> Result<()> {
         check_dense("all_reduce", tensors.iter().map(|t| &**t))?;
-        let mut ptrs: Vec<_> = tensors.iter_mut().map(|t| t.as_mut_ptr()).collect();
         let op = match op {
             ReduceOp::Sum => 0,
             ReduceOp::Product => 1,
             ReduceOp::Min => 2,
             ReduceOp::Max => 3,
         };
-        // SAFETY: live group; the pointers are tch tensors borrowed for the call.
-        check(&self.what("all_reduce"), unsafe {
-            sys::fastai_c10d_all_reduce(self.ptr, ptrs.as_mut_ptr(), ptrs.len(), op)
+        self.on_device(tensors, |tensors| {
+            let mut ptrs: Vec<_> = tensors.iter_mut().map(|t| t.as_mut_ptr()).collect();
+            // SAFETY: live group; the pointers are tch tensors borrowed for the call.
+            check(&self.what("all_reduce"), unsafe {
+                sys::fastai_c10d_all_reduce(self.ptr, ptrs.as_mut_ptr(), ptrs.len(), op)
+            })
         })
     }
 
@@ -488,16 +613,22 @@ impl ProcessGroup {
                 self.size
             )));
         }
-        let mut ptrs: Vec<_> = tensors.iter_mut().map(|t| t.as_mut_ptr()).collect();
-        // SAFETY: as in all_reduce.
-        check(&self.what("broadcast"), unsafe {
-            sys::fastai_c10d_broadcast(self.ptr, ptrs.as_mut_ptr(), ptrs.len(), root as c_int)
+        self.on_device(tensors, |tensors| {
+            let mut ptrs: Vec<_> = tensors.iter_mut().map(|t| t.as_mut_ptr()).collect();
+            // SAFETY: as in all_reduce.
+            check(&self.what("broadcast"), unsafe {
+                sys::fastai_c10d_broadcast(self.ptr, ptrs.as_mut_ptr(), ptrs.len(), root as c_int)
+            })
         })
     }
 
     /// Every rank's `input`, in rank order (each shaped as `input`).
     pub fn all_gather(&self, input: &Tensor) -> Result<Vec<Tensor>> {
-        let mut input = input.contiguous();
+        let back = input.device();
+        let mut input = match self.cuda {
+            Some(gpu) => input.to_device(tch::Device::Cuda(gpu)).contiguous(),
+            None => input.contiguous(),
+        };
         check_dense("all_gather", std::iter::once(&input))?;
         let mut outputs: Vec<Tensor> = (0..self.size).map(|_| input.empty_like()).collect();
         let mut ptrs: Vec<_> = outputs.iter_mut().map(|t| t.as_mut_ptr()).collect();
@@ -505,7 +636,7 @@ impl ProcessGroup {
         check(&self.what("all_gather"), unsafe {
             sys::fastai_c10d_all_gather(self.ptr, input.as_mut_ptr(), ptrs.as_mut_ptr(), ptrs.len())
         })?;
-        Ok(outputs)
+        Ok(outputs.into_iter().map(|t| t.to_device(back)).collect())
     }
 
     /// Returns once every rank has called it.
@@ -530,7 +661,13 @@ impl Drop for ProcessGroup {
 
 impl std::fmt::Debug for ProcessGroup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ProcessGroup(gloo, rank {} of {})", self.rank, self.size)
+        write!(
+            f,
+            "ProcessGroup({}, rank {} of {})",
+            self.backend(),
+            self.rank,
+            self.size
+        )
     }
 }
 

@@ -75,6 +75,12 @@ fn env_number(var: &dyn Fn(&str) -> Option<String>, name: &str) -> Result<Option
     }
 }
 
+/// Whether this build of the library can make NCCL process groups (compiled against the CUDA
+/// libtorch with its headers; see `FASTAI_NCCL_UNAVAILABLE` in build.rs otherwise).
+pub fn nccl_built() -> bool {
+    option_env!("FASTAI_C10D_NCCL_SO").is_some()
+}
+
 impl DistContext {
     /// A single process: rank 0 of 1, no group.
     pub fn single() -> DistContext {
@@ -89,7 +95,8 @@ impl DistContext {
 
     /// The run torchrun or `fastai-launch` started: `RANK`, `WORLD_SIZE`, `LOCAL_RANK`,
     /// `MASTER_ADDR` (default 127.0.0.1) and `MASTER_PORT` (default 29500). Rank 0 serves the
-    /// rendezvous store; every rank then joins the Gloo group. Without `RANK` / `WORLD_SIZE` (or
+    /// rendezvous store; every rank then joins the group: NCCL when this rank has a GPU and the
+    /// library was built with NCCL, else Gloo (`FASTAI_DIST_BACKEND=gloo|nccl` chooses). Without `RANK` / `WORLD_SIZE` (or
     /// with a world of one) this is [`DistContext::single`].
     pub fn from_env() -> Result<DistContext> {
         DistContext::from_vars(|name| std::env::var(name).ok())
@@ -142,8 +149,29 @@ impl DistContext {
         };
         let timeout = default_timeout();
         let store = Store::tcp(&addr, port, world, rank == 0, timeout)?;
-        let host = c10d::transport_host(Some(&addr));
-        let group = ProcessGroup::gloo_on(&store, rank, world, timeout, &host)?;
+        let group = match var("FASTAI_DIST_BACKEND").as_deref().unwrap_or("auto") {
+            "gloo" => None,
+            "nccl" => Some(true),
+            "auto" | "" => Some(false),
+            other => {
+                return Err(Error::Msg(format!(
+                    "FASTAI_DIST_BACKEND={other:?}: choose gloo (CPU, or GPUs through the host) \
+                     or nccl (GPUs), or leave it unset (nccl when this rank has a GPU and the \
+                     library has NCCL, else gloo)"
+                )))
+            }
+        };
+        let use_nccl = match group {
+            None => false,
+            Some(true) => true,
+            Some(false) => nccl_built() && crate::device::device().is_cuda(),
+        };
+        let group = if use_nccl {
+            ProcessGroup::nccl(&store, rank, world, local_rank, timeout)?
+        } else {
+            let host = c10d::transport_host(Some(&addr));
+            ProcessGroup::gloo_on(&store, rank, world, timeout, &host)?
+        };
         Ok(DistContext::from_group(group, Some(store), local_rank))
     }
 
