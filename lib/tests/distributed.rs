@@ -60,6 +60,22 @@ fn collectives(rank: usize, group: &ProcessGroup) -> Vec<f32> {
         vec![(world - 1) as f32, -((world - 1) as f32)]
     );
     group.barrier().unwrap();
+    // the mean, and many tensors in small buckets (three buckets of at most 16 bytes, one of
+    // them a larger tensor alone)
+    let mut a = Tensor::from_slice(&[rank as f64 * 2.0]);
+    group.all_reduce(&mut [&mut a], ReduceOp::Avg).unwrap();
+    assert_eq!(a.double_value(&[0]), (world - 1) as f64);
+    let many: Vec<Tensor> = [2i64, 2, 9, 1]
+        .iter()
+        .map(|&n| Tensor::ones([n], (Kind::Float, Device::Cpu)) * (rank as f64 + 1.0))
+        .collect();
+    group.all_reduce_bucketed(&many, ReduceOp::Sum, 16).unwrap();
+    for t in &many {
+        assert_eq!(t.min().double_value(&[]), want);
+        assert_eq!(t.max().double_value(&[]), want);
+    }
+    let mut ints = Tensor::from_slice(&[1i64]);
+    assert!(group.all_reduce(&mut [&mut ints], ReduceOp::Avg).is_err());
     // all-gather: each rank's [rank, rank*rank]
     let parts = group
         .all_gather(&Tensor::from_slice(&[rank as f32, (rank * rank) as f32]))

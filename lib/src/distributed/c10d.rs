@@ -389,6 +389,9 @@ fn explain_store_error(e: Error, host: &str, port: u16, is_server: bool) -> Erro
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReduceOp {
     Sum,
+    /// The mean over the ranks (a sum, then a division by the number of ranks; floating-point
+    /// tensors only).
+    Avg,
     Product,
     Min,
     Max,
@@ -589,8 +592,14 @@ impl ProcessGroup {
     /// Tensors must be dense and contiguous, and alike on every rank.
     pub fn all_reduce(&self, tensors: &mut [&mut Tensor], op: ReduceOp) -> Result<()> {
         check_dense("all_reduce", tensors.iter().map(|t| &**t))?;
-        let op = match op {
-            ReduceOp::Sum => 0,
+        if op == ReduceOp::Avg && tensors.iter().any(|t| !t.is_floating_point()) {
+            return Err(Error::Msg(
+                "all_reduce with ReduceOp::Avg needs floating-point tensors (use Sum for counts)"
+                    .into(),
+            ));
+        }
+        let code = match op {
+            ReduceOp::Sum | ReduceOp::Avg => 0,
             ReduceOp::Product => 1,
             ReduceOp::Min => 2,
             ReduceOp::Max => 3,
@@ -599,9 +608,54 @@ impl ProcessGroup {
             let mut ptrs: Vec<_> = tensors.iter_mut().map(|t| t.as_mut_ptr()).collect();
             // SAFETY: live group; the pointers are tch tensors borrowed for the call.
             check(&self.what("all_reduce"), unsafe {
-                sys::fastai_c10d_all_reduce(self.ptr, ptrs.as_mut_ptr(), ptrs.len(), op)
+                sys::fastai_c10d_all_reduce(self.ptr, ptrs.as_mut_ptr(), ptrs.len(), code)
             })
-        })
+        })?;
+        if op == ReduceOp::Avg {
+            let _guard = tch::no_grad_guard();
+            for t in tensors.iter_mut() {
+                let _ = t.divide_scalar_(self.size as f64);
+            }
+        }
+        Ok(())
+    }
+
+    /// [`all_reduce`](Self::all_reduce) of many tensors (a model's gradients) in a few large
+    /// collectives: they are flattened into buckets of at most `bucket_bytes` (by type and
+    /// device, in the order given - which must be the same on every rank), reduced, and copied
+    /// back. The tensors are handles to what is reduced (e.g. `param.grad()`).
+    pub fn all_reduce_bucketed(
+        &self,
+        tensors: &[Tensor],
+        op: ReduceOp,
+        bucket_bytes: usize,
+    ) -> Result<()> {
+        let _guard = tch::no_grad_guard();
+        for bucket in buckets(tensors, bucket_bytes) {
+            let group: Vec<&Tensor> = bucket.iter().map(|&i| &tensors[i]).collect();
+            let mut flat = flatten(&group);
+            self.all_reduce(&mut [&mut flat], op)?;
+            unflatten_into(&flat, &group);
+        }
+        Ok(())
+    }
+
+    /// [`broadcast`](Self::broadcast) of many tensors in buckets, as
+    /// [`all_reduce_bucketed`](Self::all_reduce_bucketed).
+    pub fn broadcast_bucketed(
+        &self,
+        tensors: &[Tensor],
+        root: usize,
+        bucket_bytes: usize,
+    ) -> Result<()> {
+        let _guard = tch::no_grad_guard();
+        for bucket in buckets(tensors, bucket_bytes) {
+            let group: Vec<&Tensor> = bucket.iter().map(|&i| &tensors[i]).collect();
+            let mut flat = flatten(&group);
+            self.broadcast(&mut [&mut flat], root)?;
+            unflatten_into(&flat, &group);
+        }
+        Ok(())
     }
 
     /// Overwrites each tensor with rank `root`'s.
@@ -702,4 +756,37 @@ fn hostname() -> String {
         .filter(|h| !h.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "127.0.0.1".into())
+}
+
+/// Indices of `tensors` grouped into buckets of at most `max_bytes` (a larger tensor is a bucket
+/// of its own), by dtype and device so that each bucket flattens into one tensor.
+fn buckets(tensors: &[Tensor], max_bytes: usize) -> Vec<Vec<usize>> {
+    let mut out: Vec<(tch::Kind, tch::Device, usize, Vec<usize>)> = Vec::new();
+    for (i, t) in tensors.iter().enumerate() {
+        let (kind, device) = (t.kind(), t.device());
+        let bytes = t.numel() * kind.elt_size_in_bytes();
+        match out.iter_mut().rev().find(|b| b.0 == kind && b.1 == device) {
+            Some(b) if b.2 + bytes <= max_bytes => {
+                b.2 += bytes;
+                b.3.push(i);
+            }
+            _ => out.push((kind, device, bytes, vec![i])),
+        }
+    }
+    out.into_iter().map(|b| b.3).collect()
+}
+
+fn flatten(tensors: &[&Tensor]) -> Tensor {
+    let flat: Vec<Tensor> = tensors.iter().map(|t| t.reshape([-1])).collect();
+    Tensor::cat(&flat, 0)
+}
+
+fn unflatten_into(flat: &Tensor, tensors: &[&Tensor]) {
+    let mut offset = 0;
+    for t in tensors {
+        let n = t.numel() as i64;
+        let mut dst = t.shallow_clone();
+        dst.copy_(&flat.narrow(0, offset, n).view_as(t));
+        offset += n;
+    }
 }

@@ -21,7 +21,7 @@
 //! (the stop button); a rank that has learnt of a stop asks no more, so every rank makes the same
 //! number of calls.
 
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use super::{DistContext, ReduceOp};
 use crate::data::Shard;
@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::learner::callback::{AnyLearner, Callback};
 
 /// Gradients are all-reduced in flat buckets of at most this many bytes (DDP's default).
-const BUCKET_BYTES: i64 = 25 << 20;
+const BUCKET_BYTES: usize = 25 << 20;
 
 /// The data-parallel callback (see the module's documentation). Added by
 /// [`Learner::to_distributed`](crate::learner::Learner::to_distributed).
@@ -87,13 +87,7 @@ impl DistributedTrainer {
             .map(|(_, t)| t)
             .filter(|t| !fixed_only || !t.requires_grad())
             .collect();
-        let _guard = tch::no_grad_guard();
-        for bucket in buckets(&vars) {
-            let tensors: Vec<&Tensor> = bucket.iter().map(|&i| &vars[i]).collect();
-            let mut flat = flatten(&tensors);
-            self.group().broadcast(&mut [&mut flat], 0)?;
-            unflatten_into(&flat, &tensors);
-        }
+        self.group().broadcast_bucketed(&vars, 0, BUCKET_BYTES)?;
         Ok(())
     }
 
@@ -116,15 +110,8 @@ impl DistributedTrainer {
                 }
             })
             .collect();
-        let _guard = tch::no_grad_guard();
-        let world = self.ctx.world_size as f64;
-        for bucket in buckets(&grads) {
-            let tensors: Vec<&Tensor> = bucket.iter().map(|&i| &grads[i]).collect();
-            let mut flat = flatten(&tensors);
-            self.group().all_reduce(&mut [&mut flat], ReduceOp::Sum)?;
-            let _ = flat.divide_scalar_(world);
-            unflatten_into(&flat, &tensors);
-        }
+        self.group()
+            .all_reduce_bucketed(&grads, ReduceOp::Avg, BUCKET_BYTES)?;
         Ok(())
     }
 
@@ -209,39 +196,6 @@ impl Callback for DistributedTrainer {
         }
         self.active = false;
         let _ = learn.data.set_shard(None);
-    }
-}
-
-/// Indices of `tensors` grouped into buckets of at most [`BUCKET_BYTES`] (a larger tensor is a
-/// bucket of its own), grouped by dtype and device so each bucket flattens into one tensor.
-fn buckets(tensors: &[Tensor]) -> Vec<Vec<usize>> {
-    let mut out: Vec<(Kind, tch::Device, i64, Vec<usize>)> = Vec::new();
-    for (i, t) in tensors.iter().enumerate() {
-        let (kind, device) = (t.kind(), t.device());
-        let bytes = t.numel() as i64 * kind.elt_size_in_bytes() as i64;
-        match out.iter_mut().rev().find(|b| b.0 == kind && b.1 == device) {
-            Some(b) if b.2 + bytes <= BUCKET_BYTES => {
-                b.2 += bytes;
-                b.3.push(i);
-            }
-            _ => out.push((kind, device, bytes, vec![i])),
-        }
-    }
-    out.into_iter().map(|b| b.3).collect()
-}
-
-fn flatten(tensors: &[&Tensor]) -> Tensor {
-    let flat: Vec<Tensor> = tensors.iter().map(|t| t.reshape([-1])).collect();
-    Tensor::cat(&flat, 0)
-}
-
-fn unflatten_into(flat: &Tensor, tensors: &[&Tensor]) {
-    let mut offset = 0;
-    for t in tensors {
-        let n = t.numel() as i64;
-        let mut dst = t.shallow_clone();
-        dst.copy_(&flat.narrow(0, offset, n).view_as(t));
-        offset += n;
     }
 }
 
