@@ -65,9 +65,68 @@ fn main() -> fastai::Result<()> {
     }
     println!("{} single-item images", items.len());
 
+    // Fashion-MNIST items the model has not seen (the test folder): the item is every pixel
+    // brighter than a tenth of the image's brightest (the background is black)
+    let mut plain: Vec<(PathBuf, String)> = Vec::new();
+    let per_class_test = n_images.div_ceil(10);
+    for class in std::fs::read_to_string(root.join("classes.txt"))?.lines() {
+        let mut f = get_image_files(root.join("test").join(class))?;
+        f.sort();
+        f.truncate(per_class_test);
+        plain.extend(f.into_iter().map(|p| (p, class.to_string())));
+    }
     for size in [64usize, 128] {
         let mut l = cnn_learner(bunch(size)?, models::mobilenet_v2, &[error_rate])?;
         l.load("heatmap-check")?;
+        {
+            let l = &l;
+            let mut sums = (0.0f64, 0.0f64, 0.0f64, 0usize, 0usize);
+            for (img, class) in &plain {
+                let c = l.data.classes.iter().position(|k| k == class).unwrap();
+                let (cam, used) = l.grad_cam(img, None)?;
+                if used == c {
+                    sums.4 += 1;
+                }
+                let (h, w) = (cam.size()[0] as u32, cam.size()[1] as u32);
+                let gray = image::imageops::resize(&open_image(img)?, w, h, FilterType::Triangle);
+                let lum: Vec<f32> = gray
+                    .pixels()
+                    .map(|p| (p.0[0] as f32 + p.0[1] as f32 + p.0[2] as f32) / 3.0)
+                    .collect();
+                let top = lum.iter().cloned().fold(0.0f32, f32::max).max(1.0);
+                let on: Vec<bool> = lum.iter().map(|&v| v > 0.1 * top).collect();
+                let cam: Vec<f32> = Vec::<f32>::try_from(cam.flatten(0, -1)).unwrap();
+                let total: f64 = cam.iter().map(|&v| v as f64).sum();
+                let inside: f64 = cam
+                    .iter()
+                    .zip(&on)
+                    .filter(|(_, &o)| o)
+                    .map(|(&v, _)| v as f64)
+                    .sum();
+                let hottest = cam
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .map(|(i, _)| i)
+                    .unwrap();
+                if total > 0.0 {
+                    sums.0 += inside / total;
+                }
+                sums.1 += on.iter().filter(|&&o| o).count() as f64 / on.len() as f64;
+                sums.2 += on[hottest] as u8 as f64;
+                sums.3 += 1;
+            }
+            let n = sums.3 as f64;
+            println!(
+                "size {size:>3} fashion-mnist test items, body, predicted class: mass on item {:.3} (item area {:.3}), hottest pixel on item {:.2}; classified right {}/{}",
+                sums.0 / n,
+                sums.1 / n,
+                sums.2 / n,
+                sums.4,
+                sums.3
+            );
+        }
+
         for point in ["body", "body.features.13", "body.features.6"] {
             let mut stats: BTreeMap<&str, (f64, f64, f64, usize)> = BTreeMap::new();
             let mut correct = 0;
