@@ -78,12 +78,12 @@ fn main() -> fastai::Result<()> {
     for size in [64usize, 128] {
         let mut l = cnn_learner(bunch(size)?, models::mobilenet_v2, &[error_rate])?;
         l.load("heatmap-check")?;
-        {
+        for point in ["body", "features.13", "features.6"] {
             let l = &l;
             let mut sums = (0.0f64, 0.0f64, 0.0f64, 0usize, 0usize);
             for (img, class) in &plain {
                 let c = l.data.classes.iter().position(|k| k == class).unwrap();
-                let (cam, used) = l.grad_cam(img, None)?;
+                let (cam, used) = l.grad_cam_at(img, None, point)?;
                 if used == c {
                     sums.4 += 1;
                 }
@@ -118,7 +118,7 @@ fn main() -> fastai::Result<()> {
             }
             let n = sums.3 as f64;
             println!(
-                "size {size:>3} fashion-mnist test items, body, predicted class: mass on item {:.3} (item area {:.3}), hottest pixel on item {:.2}; classified right {}/{}",
+                "size {size:>3} {point:<12} fashion-mnist test items, predicted class: mass on item {:.3} (item area {:.3}), hottest pixel on item {:.2}; classified right {}/{}",
                 sums.0 / n,
                 sums.1 / n,
                 sums.2 / n,
@@ -127,7 +127,7 @@ fn main() -> fastai::Result<()> {
             );
         }
 
-        for point in ["body", "body.features.13", "body.features.6"] {
+        for point in ["body", "features.13", "features.6"] {
             let mut stats: BTreeMap<&str, (f64, f64, f64, usize)> = BTreeMap::new();
             let mut correct = 0;
             let mut failed = None;
