@@ -5,7 +5,10 @@
 //! of the picture, what a map that ignores the image would get) and how often the map's hottest
 //! pixel is on the item.
 //!
-//!     cargo run --release --example heatmap_check -- [per_class 300] [epochs 3] [images 100]
+//!     cargo run --release --example heatmap_check -- [per_class 300] [epochs 3] [images 100] [unfrozen 0]
+//!
+//! `unfrozen` > 0 then unfreezes the body and trains that many more epochs at
+//! `slice(1e-5, 1e-3)` (the lesson's second stage).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -21,6 +24,7 @@ fn main() -> fastai::Result<()> {
     let per = args.first().copied().unwrap_or(300);
     let epochs = args.get(1).copied().unwrap_or(3);
     let n_images = args.get(2).copied().unwrap_or(100);
+    let unfrozen = args.get(3).copied().unwrap_or(0);
 
     let root = fashion_mnist_dir();
     let mut files = Vec::new();
@@ -39,6 +43,10 @@ fn main() -> fastai::Result<()> {
     };
     let mut learn = cnn_learner(bunch(64)?, models::mobilenet_v2, &[error_rate])?;
     learn.fit_one_cycle(epochs, None)?;
+    if unfrozen > 0 {
+        learn.unfreeze();
+        learn.fit_one_cycle(unfrozen, Some(slice(1e-5, 1e-3)))?;
+    }
     let saved = learn.save("heatmap-check")?;
     println!("trained: {}", saved.display());
 

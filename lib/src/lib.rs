@@ -30,11 +30,11 @@ pub mod vision {
     pub use crate::data::{
         download_images, download_images_with, download_url, get_files, get_image_files,
         get_transforms, imagenet_stats, open_image, open_mask, show_image, show_transforms,
-        show_with_mask, show_with_points, tensors_from_folder, untar_data, verify_images, Batch,
-        CsvOptions, Data, DataBunch, DataError, DataLoader, DataOptions, DownloadImagesOptions,
-        DownloadImagesReport, ImageDataBunch, ImageList, ItemList, ItemLists, LabelLists, Labels,
-        PaddingMode, PathExt, PointsItemList, SegmentationItemList, Stats, TensorLoader,
-        Transforms, URLs,
+        show_with_mask, show_with_points, tensors_from_folder, untar_data, verify_images,
+        AugmentOn, Batch, CsvOptions, Data, DataBunch, DataError, DataLoader, DataOptions,
+        DownloadImagesOptions, DownloadImagesReport, ImageDataBunch, ImageList, ItemList,
+        ItemLists, LabelLists, Labels, PaddingMode, PathExt, PointsItemList, SegmentationItemList,
+        Stats, TensorLoader, Transforms, URLs,
     };
     pub use crate::device::{device, device_info, DeviceInfo};
     pub use crate::display::value::CellValue;

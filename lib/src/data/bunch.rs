@@ -23,7 +23,7 @@ use super::labels::{
     label_from_folder, label_from_func, label_from_re, label_list, split_by_rand_pct, LabelList,
     Labels,
 };
-use super::loader::{DataLoader, Stats};
+use super::loader::{AugmentOn, DataLoader, Stats};
 use super::transforms::Transforms;
 use super::DataError;
 
@@ -45,6 +45,9 @@ pub struct DataOptions {
     pub num_workers: usize,
     /// Where batches go; `None` = [`crate::device()`].
     pub device: Option<Device>,
+    /// Where the augmentation runs (per image on the workers, or per batch on the device);
+    /// `Auto` = on the device when it is a GPU.
+    pub augment_on: AugmentOn,
     /// Leave out files the labelling does not match (with a warning) instead of failing.
     pub skip_unmatched: bool,
     /// `from_folder`: the training and validation sub-folders.
@@ -69,6 +72,7 @@ impl Default for DataOptions {
             seed: 42,
             num_workers: 0,
             device: None,
+            augment_on: AugmentOn::Auto,
             skip_unmatched: false,
             train: "train".into(),
             valid: "valid".into(),
@@ -109,6 +113,11 @@ impl DataOptions {
     }
     pub fn device(mut self, d: Device) -> Self {
         self.device = Some(d);
+        self
+    }
+    /// Where the augmentation runs ([`AugmentOn`]).
+    pub fn augment_on(mut self, on: AugmentOn) -> Self {
+        self.augment_on = on;
         self
     }
     pub fn skip_unmatched(mut self, v: bool) -> Self {
@@ -341,6 +350,7 @@ impl ImageDataBunch {
                 opts.num_workers,
             );
             dl.device = device;
+            dl.augment_on = opts.augment_on;
             dl.tfm_y = tfm_y;
             dl.set_seed(opts.seed);
             dl

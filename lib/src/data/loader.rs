@@ -18,7 +18,9 @@ use tch::{Device, Kind, Tensor};
 use super::image::open_image;
 use super::labels::Labels;
 use super::order::{self, Shard};
-use super::transforms::{map_points, render, render_mask, Augment, Transforms};
+use super::transforms::{
+    map_points, presize, render, render_batch_in, render_mask, Augment, BatchPicture, Transforms,
+};
 
 /// Per-channel mean and standard deviation, for `normalize`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -55,6 +57,34 @@ pub struct TtaView {
     pub flip: bool,
 }
 
+/// Where a loader's augmentation (the resampling, lighting and normalization) runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AugmentOn {
+    /// [`AugmentOn::Device`] when the batches go to a GPU, [`AugmentOn::Workers`] on the CPU
+    /// (where it measured faster).
+    #[default]
+    Auto,
+    /// Each worker thread decodes and augments its images into floats (one resampling pass
+    /// per image, on the CPU).
+    Workers,
+    /// Workers only decode (and shrink pictures more than twice too large) and keep bytes; the
+    /// batch goes to its device as `uint8` and is augmented there as a whole (fastai v2's batch
+    /// transforms): one gather, one projective grid and one `grid_sample` per batch, the same
+    /// values as the per-image path.
+    Device,
+}
+
+impl AugmentOn {
+    /// Whether batches for `device` are augmented on it.
+    pub fn on_device(self, device: Device) -> bool {
+        match self {
+            AugmentOn::Auto => device.is_cuda(),
+            AugmentOn::Workers => false,
+            AugmentOn::Device => true,
+        }
+    }
+}
+
 /// Loads batches of (image, target) from a list of files.
 pub struct DataLoader {
     items: Arc<Vec<PathBuf>>,
@@ -76,6 +106,8 @@ pub struct DataLoader {
     pub stats: Option<Stats>,
     /// Every image seen through this view (test-time augmentation).
     pub tta: Option<TtaView>,
+    /// Where the augmentation runs: on the worker threads per image, or on the device per batch.
+    pub augment_on: AugmentOn,
     c: usize,
     seed: u64,
     epoch: u64,
@@ -133,6 +165,7 @@ impl DataLoader {
             device: Device::Cpu,
             stats: None,
             tta: None,
+            augment_on: AugmentOn::Auto,
             seed: 42,
             epoch: 0,
             shard: None,
@@ -215,6 +248,8 @@ impl DataLoader {
             epoch,
             warned: self.warned.clone(),
             norm: self.stats.map(|s| (s.mean, s.std)),
+            on_device: self.augment_on.on_device(self.device),
+            device: self.device,
         };
         let (tx, rx) = sync_channel::<Loaded>(self.prefetch);
         let (bs, workers) = (self.bs, self.workers);
@@ -286,11 +321,26 @@ impl YKind {
     }
 }
 
-/// One batch as the workers leave it: images and targets as flat `f32`s.
+/// One batch as the workers leave it: images as flat `f32`s, or already rendered on the
+/// device from the workers' bytes; targets as flat `f32`s.
 struct Loaded {
-    x: Vec<f32>,
+    x: Pixels,
     y: Vec<f32>,
     indices: Vec<usize>,
+}
+
+enum Pixels {
+    Floats(Vec<f32>),
+    /// `[N, 3, H, W]` on the loader's device.
+    Rendered(Tensor),
+}
+
+/// A decoded picture waiting for the batch render: its presized bytes, its original size and
+/// its drawn augmentation.
+struct Pending {
+    img: image::RgbImage,
+    full: (u32, u32),
+    aug: Augment,
 }
 
 struct Job {
@@ -306,6 +356,8 @@ struct Job {
     epoch: u64,
     warned: Arc<Mutex<HashSet<PathBuf>>>,
     norm: Option<([f32; 3], [f32; 3])>,
+    on_device: bool,
+    device: Device,
 }
 
 impl Job {
@@ -317,15 +369,22 @@ impl Job {
     /// microseconds; a batch takes tens of milliseconds.
     fn load(&self, chunk: &[usize], workers: usize) -> Loaded {
         let (h, w) = self.size;
-        let per = 3 * h * w;
+        let per = if self.on_device { 0 } else { 3 * h * w };
         let yl = self.y_len;
         let mut x = vec![0f32; chunk.len() * per];
         let mut y = vec![0f32; chunk.len() * yl];
         let share = chunk.len().div_ceil(workers.max(1)).max(1);
-        let ok: Vec<bool> = std::thread::scope(|scope| {
-            let handles: Vec<_> = x
-                .chunks_mut(share * per)
-                .zip(y.chunks_mut(share * yl))
+        let y_parts = y.chunks_mut(share * yl);
+        // (with no float pixels to write, every worker gets an empty slice)
+        let x_parts: Vec<&mut [f32]> = if per == 0 {
+            (0..y_parts.len()).map(|_| &mut [][..]).collect()
+        } else {
+            x.chunks_mut(share * per).collect()
+        };
+        let done: Vec<Option<Option<Pending>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = x_parts
+                .into_iter()
+                .zip(y_parts)
                 .zip(chunk.chunks(share))
                 .map(|((xo, yo), items)| {
                     scope.spawn(move || {
@@ -339,7 +398,7 @@ impl Job {
                                     &mut yo[k * yl..(k + 1) * yl],
                                 )
                             })
-                            .collect::<Vec<bool>>()
+                            .collect::<Vec<_>>()
                     })
                 })
                 .collect();
@@ -348,27 +407,69 @@ impl Job {
                 .flat_map(|h| h.join().expect("a loader thread panicked"))
                 .collect()
         });
-        if ok.iter().all(|&b| b) {
-            return Loaded {
-                x,
-                y,
-                indices: chunk.to_vec(),
-            };
-        }
-        // Leave the unreadable items out, keeping the order of the others.
-        let mut packed = Loaded {
-            x: Vec::with_capacity(x.len()),
-            y: Vec::with_capacity(y.len()),
-            indices: Vec::new(),
+        let ok: Vec<bool> = done.iter().map(Option::is_some).collect();
+        let (x, y, indices) = if ok.iter().all(|&b| b) {
+            (x, y, chunk.to_vec())
+        } else {
+            // Leave the unreadable items out, keeping the order of the others.
+            let (mut px, mut py, mut pi) = (
+                Vec::with_capacity(x.len()),
+                Vec::with_capacity(y.len()),
+                Vec::new(),
+            );
+            for (k, &i) in chunk.iter().enumerate() {
+                if ok[k] {
+                    px.extend_from_slice(&x[k * per..(k + 1) * per]);
+                    py.extend_from_slice(&y[k * yl..(k + 1) * yl]);
+                    pi.push(i);
+                }
+            }
+            (px, py, pi)
         };
-        for (k, &i) in chunk.iter().enumerate() {
-            if ok[k] {
-                packed.x.extend_from_slice(&x[k * per..(k + 1) * per]);
-                packed.y.extend_from_slice(&y[k * yl..(k + 1) * yl]);
-                packed.indices.push(i);
+        let x = if self.on_device {
+            let pending: Vec<Pending> = done.into_iter().flatten().flatten().collect();
+            Pixels::Rendered(self.render_on_device(&pending))
+        } else {
+            Pixels::Floats(x)
+        };
+        Loaded { x, y, indices }
+    }
+
+    /// The batch path: the workers' bytes in one `uint8` canvas (each picture at the top-left of
+    /// its slot), copied to the device and augmented there.
+    fn render_on_device(&self, pending: &[Pending]) -> Tensor {
+        let (h, w) = self.size;
+        if pending.is_empty() {
+            return Tensor::zeros([0, 3, h as i64, w as i64], (Kind::Float, self.device));
+        }
+        let cw = pending.iter().map(|p| p.img.width()).max().unwrap_or(1) as usize;
+        let ch = pending.iter().map(|p| p.img.height()).max().unwrap_or(1) as usize;
+        let mut canvas = vec![0u8; pending.len() * ch * cw * 3];
+        for (slot, p) in canvas.chunks_mut(ch * cw * 3).zip(pending) {
+            let row = p.img.width() as usize * 3;
+            for (r, src) in p.img.as_raw().chunks(row).enumerate() {
+                slot[r * cw * 3..r * cw * 3 + row].copy_from_slice(src);
             }
         }
-        packed
+        let bytes =
+            Tensor::from_slice(&canvas).view([pending.len() as i64, ch as i64, cw as i64, 3]);
+        let bytes = if self.device.is_cuda() {
+            // pinned host memory: the copy runs asynchronously while the model trains
+            bytes
+                .pin_memory(self.device)
+                .to_device_(self.device, Kind::Uint8, true, false)
+        } else {
+            bytes.to_device(self.device)
+        };
+        let pictures: Vec<BatchPicture> = pending
+            .iter()
+            .map(|p| BatchPicture {
+                dims: p.img.dimensions(),
+                full: p.full,
+            })
+            .collect();
+        let augs: Vec<Augment> = pending.iter().map(|p| p.aug.clone()).collect();
+        tch::no_grad(|| render_batch_in(&bytes, &pictures, &augs, self.size, self.norm))
     }
 
     fn warn(&self, path: &Path, msg: &str) {
@@ -377,15 +478,17 @@ impl Job {
         }
     }
 
-    /// Decodes and augments item `i` into `x`, its target into `y`; false (with one warning
-    /// per file) if the image or its mask cannot be used.
-    fn load_one(&self, i: usize, x: &mut [f32], y: &mut [f32]) -> bool {
+    /// Decodes and augments item `i` into `x`, its target into `y`; `None` (with one warning
+    /// per file) if the image or its mask cannot be used. On the batch path `x` is empty and
+    /// the decoded, presized picture comes back with its augmentation, to be rendered with the
+    /// rest of its batch.
+    fn load_one(&self, i: usize, x: &mut [f32], y: &mut [f32]) -> Option<Option<Pending>> {
         let path = &self.items[i];
         let img = match open_image(path) {
             Ok(img) => img,
             Err(e) => {
                 self.warn(path, &e.to_string());
-                return false;
+                return None;
             }
         };
         let mut aug = match &self.tfms {
@@ -423,7 +526,10 @@ impl Job {
             aug.zoom_center = v.corner;
             aug.dihedral = v.flip as u8;
         }
-        render(&img, self.size.0, self.size.1, &aug, self.norm, x);
+        let drawn = aug.clone();
+        if !self.on_device {
+            render(&img, self.size.0, self.size.1, &aug, self.norm, x);
+        }
         if !self.tfm_y {
             aug = Augment::center();
         }
@@ -451,7 +557,7 @@ impl Job {
                     Ok(m) => m,
                     Err(e) => {
                         self.warn(path, &format!("its mask cannot be read: {e}"));
-                        return false;
+                        return None;
                     }
                 };
                 if mask.dimensions() != img.dimensions() {
@@ -466,12 +572,16 @@ impl Job {
                             img.height()
                         ),
                     );
-                    return false;
+                    return None;
                 }
                 render_mask(&mask, h, w, &aug, y);
             }
         }
-        true
+        Some(self.on_device.then(|| Pending {
+            full: img.dimensions(),
+            img: presize(img, self.size),
+            aug: drawn,
+        }))
     }
 }
 
@@ -492,10 +602,13 @@ impl Iterator for BatchIter {
         self.remaining = self.remaining.saturating_sub(1);
         let n = indices.len() as i64;
         let (h, w) = (self.size.0 as i64, self.size.1 as i64);
-        // (normalization, if any, was folded into the workers' lookup tables)
-        let x = Tensor::from_slice(&x)
-            .view([n, 3, h, w])
-            .to_device(self.device);
+        // (normalization, if any, was folded into the lookup tables)
+        let x = match x {
+            Pixels::Floats(x) => Tensor::from_slice(&x)
+                .view([n, 3, h, w])
+                .to_device(self.device),
+            Pixels::Rendered(x) => x,
+        };
         let y = Tensor::from_slice(&y);
         let y = match self.kind {
             YKind::Category => y.to_kind(Kind::Int64),

@@ -48,7 +48,7 @@ pub use external::{
 pub use files::{get_files, get_image_files, is_image_file, PathExt, IMAGE_EXTENSIONS};
 pub use image::{open_image, open_mask};
 pub use labels::{LabelList, Labels};
-pub use loader::{imagenet_stats, Batch, DataLoader, Stats, TtaView};
+pub use loader::{imagenet_stats, AugmentOn, Batch, DataLoader, Stats, TtaView};
 pub use order::Shard;
 pub use show::{show_image, show_transforms, show_with_mask, show_with_points};
 pub use tensors::{tensors_from_folder, Data, DataBunch, TensorLoader};

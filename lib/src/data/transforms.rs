@@ -361,6 +361,41 @@ fn reflect(x: f64, lo: f64, hi: f64) -> f64 {
     lo + t
 }
 
+/// The integer factor a `(width, height)` source is shrunk by before it is sampled at `h x w`:
+/// 2 or more when it is at least twice the size needed (area averaging then avoids aliasing).
+fn shrink_factor((sw, sh): (u32, u32), (h, w): (usize, usize)) -> u32 {
+    let needed = (h as f64 / sh as f64).max(w as f64 / sw as f64);
+    ((1.0 / needed).floor() as u32).max(1)
+}
+
+/// What a worker keeps of a picture to be rendered at `size` = (height, width): the picture
+/// itself, or, when it is at least twice as large as needed, a copy shrunk by an integer factor
+/// (area averaging) - exactly what [`render`] reads from, so [`render_batch`] on presized pictures
+/// gives [`render`]'s values.
+pub fn presize(img: RgbImage, size: (usize, usize)) -> RgbImage {
+    shrunk(&img, size).unwrap_or(img)
+}
+
+fn shrunk(img: &RgbImage, size: (usize, usize)) -> Option<RgbImage> {
+    let k = shrink_factor(img.dimensions(), size);
+    (k >= 2).then(|| {
+        image::imageops::thumbnail(img, (img.width() / k).max(1), (img.height() / k).max(1))
+    })
+}
+
+/// Full-size pixel coordinates -> those of a resized copy (pixel centres at integers).
+fn rescale(full: (u32, u32), small: (u32, u32)) -> [[f64; 3]; 3] {
+    let (ax, ay) = (
+        small.0 as f64 / full.0 as f64,
+        small.1 as f64 / full.1 as f64,
+    );
+    [
+        [ax, 0.0, 0.5 * ax - 0.5],
+        [0.0, ay, 0.5 * ay - 0.5],
+        [0.0, 0.0, 1.0],
+    ]
+}
+
 /// Renders `src` augmented by `aug` into `out`, a `3 * h * w` slice in CHW order.
 ///
 /// Values are in [0, 1], or normalized as `(v - mean) / std` per channel when `norm` is given
@@ -381,26 +416,16 @@ pub fn render(
         3 * h * w,
         "output buffer must hold 3 x {h} x {w} values"
     );
-    let shrunk;
+    let shrunk_src;
     let mut src = src;
     // The geometry is computed on the full-size image, whatever is read from: a mask or points
     // of the same image then follow it exactly.
-    let full = (src.width() as f64, src.height() as f64);
-    let mut m = pixel_map(aug, full, (h, w));
-    let needed = (h as f64 / src.height() as f64).max(w as f64 / src.width() as f64);
-    let k = (1.0 / needed).floor() as u32;
-    if k >= 2 {
-        shrunk =
-            image::imageops::thumbnail(src, (src.width() / k).max(1), (src.height() / k).max(1));
-        src = &shrunk;
-        // full-size pixel coordinates -> the thumbnail's (pixel centres at integers)
-        let (ax, ay) = (src.width() as f64 / full.0, src.height() as f64 / full.1);
-        let rescale = [
-            [ax, 0.0, 0.5 * ax - 0.5],
-            [0.0, ay, 0.5 * ay - 0.5],
-            [0.0, 0.0, 1.0],
-        ];
-        m = mat3(&rescale, &m);
+    let full = src.dimensions();
+    let mut m = pixel_map(aug, (full.0 as f64, full.1 as f64), (h, w));
+    if let Some(small) = shrunk(src, (h, w)) {
+        shrunk_src = small;
+        src = &shrunk_src;
+        m = mat3(&rescale(full, src.dimensions()), &m);
     }
     let (sw, sh) = (src.width() as f64, src.height() as f64);
     let luts = channel_luts(aug, norm);
@@ -459,13 +484,42 @@ pub fn render(
 /// holds `N` source pictures of one size as bytes, `[N, H, W, 3]` (`Kind::Uint8`), and `augs`
 /// their `N` drawn augmentations. Returns `[N, 3, h, w]` float32, the values [`render`] gives
 /// each picture (the same geometry, lighting, padding and normalization) - except that `render`
-/// first shrinks sources more than twice the output size, which this leaves to the caller (the
-/// loader's workers presize the pictures).
-///
-/// One gather through the per-image lighting tables, one projective grid (every image's
-/// [`pixel_map`]) and one `grid_sample` for the batch: the per-pixel work leaves the CPU.
+/// first shrinks sources more than twice the output size, which this leaves to the caller
+/// ([`presize`]; [`render_batch_in`] takes presized pictures of different sizes).
 pub fn render_batch(
     src: &tch::Tensor,
+    augs: &[Augment],
+    size: (usize, usize),
+    norm: Option<([f32; 3], [f32; 3])>,
+) -> tch::Tensor {
+    let s = src.size();
+    let dims = (
+        s.get(2).copied().unwrap_or(0) as u32,
+        s.get(1).copied().unwrap_or(0) as u32,
+    );
+    let pictures = vec![BatchPicture { dims, full: dims }; augs.len()];
+    render_batch_in(src, &pictures, augs, size, norm)
+}
+
+/// Where one picture of a batch canvas is: `dims` (width, height) of the bytes at the top-left
+/// of its canvas slot, `full` (width, height) of the original picture they were presized from
+/// (the geometry - crop, zoom, points, masks - is the original's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchPicture {
+    pub dims: (u32, u32),
+    pub full: (u32, u32),
+}
+
+/// [`render_batch`] over a canvas `[N, H, W, 3]` of bytes in which picture `k` fills the
+/// top-left `pictures[k].dims` of its slot (the rest is never read): what the loader's workers
+/// leave when the augmentation runs on the device ([`presize`]d pictures of different sizes).
+///
+/// One gather through the per-image lighting tables, one projective grid (every image's
+/// pixel map, reflected or clamped into its own picture as [`render`] does) and one bilinear
+/// `grid_sample` for the whole batch: the per-pixel work leaves the CPU.
+pub fn render_batch_in(
+    src: &tch::Tensor,
+    pictures: &[BatchPicture],
     augs: &[Augment],
     (h, w): (usize, usize),
     norm: Option<([f32; 3], [f32; 3])>,
@@ -473,27 +527,47 @@ pub fn render_batch(
     use tch::{Kind, Tensor};
     let size = src.size();
     assert!(
-        size.len() == 4 && size[3] == 3 && size[0] == augs.len() as i64 && src.kind() == Kind::Uint8,
-        "render_batch: the sources must be [N, H, W, 3] bytes with N = {} augmentations, not {size:?} {:?}",
+        size.len() == 4
+            && size[3] == 3
+            && size[0] == augs.len() as i64
+            && pictures.len() == augs.len()
+            && src.kind() == Kind::Uint8,
+        "render_batch: the sources must be [N, H, W, 3] bytes with N = {} augmentations and pictures, not {size:?} {:?} with {} pictures",
         augs.len(),
-        src.kind()
+        src.kind(),
+        pictures.len()
     );
-    let (n, sh, sw) = (size[0], size[1], size[2]);
+    let (n, ch, cw) = (size[0], size[1], size[2]);
+    assert!(
+        pictures.iter().all(|p| p.dims.0 >= 1
+            && p.dims.1 >= 1
+            && p.dims.0 as i64 <= cw
+            && p.dims.1 as i64 <= ch),
+        "render_batch: every picture must fit its {cw}x{ch} canvas slot: {pictures:?}"
+    );
     let dev = src.device();
     // lighting (and normalization) as a table lookup on the source bytes, as `render` does
     let mut luts: Vec<f32> = Vec::with_capacity(augs.len() * 3 * 256);
     let mut maps: Vec<f32> = Vec::with_capacity(augs.len() * 9);
-    for a in augs {
+    let mut bounds: Vec<f32> = Vec::with_capacity(augs.len() * 2);
+    let mut modes: Vec<f32> = Vec::with_capacity(augs.len() * 2);
+    for (a, p) in augs.iter().zip(pictures) {
         luts.extend(channel_luts(a, norm).iter().flatten());
-        let m = pixel_map(a, (sw as f64, sh as f64), (h, w));
+        let full = (p.full.0 as f64, p.full.1 as f64);
+        let m = mat3(&rescale(p.full, p.dims), &pixel_map(a, full, (h, w)));
         maps.extend(m.iter().flatten().map(|&v| v as f32));
+        bounds.extend([p.dims.0 as f32, p.dims.1 as f32]);
+        modes.extend([
+            (a.padding == PaddingMode::Reflection) as u8 as f32,
+            (a.padding == PaddingMode::Zeros) as u8 as f32,
+        ]);
     }
     let luts = Tensor::from_slice(&luts).view([n, 3, 256]).to_device(dev);
     let idx = src
         .permute([0, 3, 1, 2])
-        .reshape([n, 3, sh * sw])
+        .reshape([n, 3, ch * cw])
         .to_kind(Kind::Int64);
-    let lit = luts.gather(2, &idx, false).view([n, 3, sh, sw]);
+    let lit = luts.gather(2, &idx, false).view([n, 3, ch, cw]);
     // every output pixel centre (column j, row i, 1) through its image's map
     let m = Tensor::from_slice(&maps).view([n, 3, 3]).to_device(dev);
     let opts = (Kind::Float, dev);
@@ -510,47 +584,42 @@ pub fn render_batch(
         q.select(1, 0) / q.select(1, 2),
         q.select(1, 1) / q.select(1, 2),
     );
-    // source pixel centres -> grid_sample's [-1, 1] (align_corners = false: the picture's edges)
-    let gx = (&px * 2.0 + 1.0) / sw as f64 - 1.0;
-    let gy = (&py * 2.0 + 1.0) / sh as f64 - 1.0;
+    // Each picture's own edges: reflection about them (else none), then clamping into the
+    // picture, as `render` does - so the canvas beyond a picture is never read.
+    let bounds = Tensor::from_slice(&bounds).view([n, 2]).to_device(dev);
+    let modes = Tensor::from_slice(&modes).view([n, 2]).to_device(dev);
+    let (bw, bh) = (
+        bounds.select(1, 0).view([n, 1]),
+        bounds.select(1, 1).view([n, 1]),
+    );
+    let (reflecting, zeros) = (
+        modes.select(1, 0).view([n, 1]).gt(0.5),
+        modes.select(1, 1).view([n, 1]).gt(0.5),
+    );
+    let place = |p: &Tensor, span: &Tensor| -> Tensor {
+        // reflect into [-0.5, span - 0.5]: t = (p + 0.5) mod 2 span, folded back past span
+        let t = (p + 0.5).remainder_tensor(&(span * 2.0));
+        let folded = t.where_self(&t.le_tensor(span), &(span * 2.0 - &t)) - 0.5;
+        let r = folded.where_self(&reflecting, p);
+        r.maximum(&r.zeros_like()).minimum(&(span - 1.0))
+    };
+    let (sx, sy) = (place(&px, &bw), place(&py, &bh));
+    // source pixel centres -> grid_sample's [-1, 1] on the canvas (align_corners = false)
+    let gx = (&sx * 2.0 + 1.0) / cw as f64 - 1.0;
+    let gy = (&sy * 2.0 + 1.0) / ch as f64 - 1.0;
     let grid = Tensor::stack(&[gx, gy], 2).view([n, h as i64, w as i64, 2]);
-    // All images of a batch share one padding mode in the loader; mixed ones are grouped here.
-    let mut out = Tensor::zeros([n, 3, h as i64, w as i64], opts);
-    for mode in [
-        PaddingMode::Reflection,
-        PaddingMode::Border,
-        PaddingMode::Zeros,
-    ] {
-        let which: Vec<i64> = (0..augs.len() as i64)
-            .filter(|&i| augs[i as usize].padding == mode)
-            .collect();
-        if which.is_empty() {
-            continue;
-        }
-        let sel = Tensor::from_slice(&which).to_device(dev);
-        let (img, g) = (lit.index_select(0, &sel), grid.index_select(0, &sel));
-        // bilinear; reflection about the edges then clamping is what `render` does
-        let pad = if mode == PaddingMode::Reflection {
-            2
-        } else {
-            1
-        };
-        let mut v = img.grid_sampler(&g, 0, pad, false);
-        if mode == PaddingMode::Zeros {
-            // outside the picture: the table's value for a black byte (inside: edge-clamped)
-            let (x, y) = (px.index_select(0, &sel), py.index_select(0, &sel));
-            let outside = x
-                .lt(-0.5)
-                .logical_or(&y.lt(-0.5))
-                .logical_or(&x.gt(sw as f64 - 0.5))
-                .logical_or(&y.gt(sh as f64 - 0.5))
-                .view([-1, 1, h as i64, w as i64]);
-            let black = luts.index_select(0, &sel).select(2, 0).view([-1, 3, 1, 1]);
-            v = v.where_self(&outside.logical_not(), &black);
-        }
-        out = out.index_copy(0, &sel, &v);
-    }
-    out
+    // bilinear, border padding (never needed: every coordinate is inside its picture)
+    let out = lit.grid_sampler(&grid, 0, 1, false);
+    // zeros padding: outside the picture, the table's value for a black byte
+    let outside = px
+        .lt(-0.5)
+        .logical_or(&py.lt(-0.5))
+        .logical_or(&px.gt_tensor(&(&bw - 0.5)))
+        .logical_or(&py.gt_tensor(&(&bh - 0.5)))
+        .logical_and(&zeros)
+        .view([n, 1, h as i64, w as i64]);
+    let black = luts.select(2, 0).view([n, 3, 1, 1]);
+    out.where_self(&outside.logical_not(), &black)
 }
 
 /// Renders a segmentation mask (one class id per pixel) with exactly the geometry `render` gives
