@@ -192,3 +192,25 @@ fn auto_augments_on_the_device_only_for_a_gpu() {
     assert!(!AugmentOn::Workers.on_device(Device::Cuda(0)));
     assert_eq!(DataOptions::default().augment_on, AugmentOn::Auto);
 }
+
+#[test]
+fn a_failure_while_preparing_a_batch_reaches_the_training_loop() {
+    // Targets of uneven lengths make a worker fail on the third item: before, the loader thread
+    // died and the epoch just ended early.
+    let dir = TempDir::new("augment-on-device-fail");
+    let (images, _, _) = make(&dir);
+    let mut floats = vec![vec![0.5f32, 1.0]; images.len()];
+    floats[2] = vec![0.5];
+    for on in [AugmentOn::Workers, AugmentOn::Device] {
+        let dl = loader(&images, Labels::Float(floats.clone()), None);
+        let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| batches(dl, on)));
+        let msg = match got {
+            Ok(b) => panic!("{on:?}: {} batches and no error", b.len()),
+            Err(p) => p.downcast_ref::<String>().cloned().unwrap_or_default(),
+        };
+        assert!(
+            msg.contains("the data loader failed while preparing a batch"),
+            "{on:?}: {msg}"
+        );
+    }
+}

@@ -251,17 +251,32 @@ impl DataLoader {
             on_device: self.augment_on.on_device(self.device),
             device: self.device,
         };
-        let (tx, rx) = sync_channel::<Loaded>(self.prefetch);
+        let (tx, rx) = sync_channel::<Result<Loaded, String>>(self.prefetch);
         let (bs, workers) = (self.bs, self.workers);
         std::thread::Builder::new()
             .name("fastai-loader".into())
             .spawn(move || {
                 for chunk in order.chunks(bs) {
-                    let batch = job.load(chunk, workers);
+                    // A failure here (a device out of memory on the batch path, a bug) must
+                    // reach the training loop, not end the epoch early without a word.
+                    let batch = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        job.load(chunk, workers)
+                    })) {
+                        Ok(b) => b,
+                        Err(p) => {
+                            let msg = p
+                                .downcast_ref::<String>()
+                                .cloned()
+                                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                                .unwrap_or_else(|| "a panic without a message".into());
+                            let _ = tx.send(Err(msg));
+                            return;
+                        }
+                    };
                     if batch.indices.is_empty() {
                         continue; // every file of this batch was unreadable
                     }
-                    if tx.send(batch).is_err() {
+                    if tx.send(Ok(batch)).is_err() {
                         return; // the consumer stopped (end of training, interrupt)
                     }
                 }
@@ -587,7 +602,7 @@ impl Job {
 
 /// The batches of one epoch, in order; ends early if the producer found nothing more to load.
 pub struct BatchIter {
-    rx: Receiver<Loaded>,
+    rx: Receiver<Result<Loaded, String>>,
     size: (usize, usize),
     device: Device,
     remaining: usize,
@@ -598,7 +613,10 @@ impl Iterator for BatchIter {
     type Item = Batch;
 
     fn next(&mut self) -> Option<Batch> {
-        let Loaded { x, y, indices } = self.rx.recv().ok()?;
+        let Loaded { x, y, indices } = match self.rx.recv().ok()? {
+            Ok(batch) => batch,
+            Err(msg) => panic!("the data loader failed while preparing a batch: {msg}"),
+        };
         self.remaining = self.remaining.saturating_sub(1);
         let n = indices.len() as i64;
         let (h, w) = (self.size.0 as i64, self.size.1 as i64);
