@@ -63,7 +63,7 @@ def test_cpu_dry_run_runs_every_step_and_writes_the_results(tmp_path):
     assert report["info"]["kernel"].startswith(os.environ.get("CARGO_TARGET_DIR") or ROOT)
     checks = {c["name"]: c for c in report["checks"]}
     names = " / ".join(checks)
-    for part in ("device_info() (dry run", "fp32", "to_fp16", "channels-last", "whole pipeline", "render_batch", "first fit", "interrupt",
+    for part in ("device_info() (dry run", "fp32", "to_fp16", "channels-last", "whole pipeline", "render_batch", "loader to the device", "first fit", "interrupt",
                  "drop(learn)", "two kernels"):
         assert part in names, (part, names)
     assert all(c["ok"] for c in checks.values()), [c for c in checks.values() if not c["ok"]]

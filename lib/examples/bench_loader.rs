@@ -1,10 +1,11 @@
 //! Loader throughput: decode + augment (get_transforms) + batch + normalize, 224 px.
 //!
-//! cargo run --release --example bench_loader -- DIR [workers] [bs] [epochs] [workers|device]
+//! cargo run --release --example bench_loader -- DIR [workers] [bs] [epochs] [workers|device] [cpu|cuda]
 //! Prints one line: `fastai-rs loader: <images/s> img/s (<n> images, <workers> workers)`,
 //! the best of `epochs` epochs after a warm-up epoch. bench/loader.py runs it next to torchvision.
 //! The last argument says where the augmentation runs (`AugmentOn`): on the workers, per image
-//! (the default on CPU), or on the batch's device after the workers only decoded.
+//! (the default on CPU), or on the batch's device after the workers only decoded; the very last
+//! says where the batches go (default: the CPU).
 //!
 //! cargo run --release --example bench_loader -- DIR split
 //! measures the CPU work per image on one thread instead: what a worker does on the per-image
@@ -33,6 +34,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("device") => AugmentOn::Device,
         Some(o) => return Err(format!("augment on `workers` or `device`, not `{o}`").into()),
     };
+    let device = match args.get(6).map(String::as_str) {
+        None | Some("cpu") => Device::Cpu,
+        Some("cuda") => Device::Cuda(0),
+        Some(o) => return Err(format!("batches go to `cpu` or `cuda`, not `{o}`").into()),
+    };
     let labels = vec!["x".to_string(); files.len()];
     let opts = DataOptions::default()
         .tfms(get_transforms())
@@ -41,7 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .num_workers(workers)
         .valid_pct(0.0)
         .augment_on(on)
-        .device(Device::Cpu);
+        .device(device);
     let mut data =
         ImageDataBunch::from_lists(dir, files, labels, opts)?.normalize(imagenet_stats());
     let mut best = 0f64;
@@ -60,7 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("epoch {epoch}: {n} images, {rate:.0} img/s (checksum {checksum:.3})");
     }
     println!(
-        "fastai-rs loader: {best:.1} img/s ({} images/epoch, {workers} workers, bs {bs}, augment on {on:?})",
+        "fastai-rs loader: {best:.1} img/s ({} images/epoch, {workers} workers, bs {bs}, augment on {on:?}, to {device:?})",
         data.train_dl.len() * bs
     );
     Ok(())

@@ -251,6 +251,27 @@ def _():
                 "render (1 CPU thread) img/s": out["render_cpu_1_thread_img_per_s"], "device": out["device"]}
 
 
+LOAD = dict(n=16, bs=8, epochs=1) if DRY else dict(n=512, bs=64, epochs=2)
+
+
+@step(f"loader to the device: per-image vs batch augmentation ({LOAD['n']} JPEGs 500x375 -> 224 px, bs {LOAD['bs']})")
+def _():
+    photos = os.path.join(TARGET, "gpu-check-photos", str(LOAD["n"]))
+    if not os.path.isdir(photos):
+        subprocess.run([sys.executable, os.path.join(ROOT, "bench", "make_photos.py"), photos, "--n", str(LOAD["n"])],
+                       check=True, capture_output=True, timeout=300)
+    nums = {}
+    for on in ("workers", "device"):
+        r = subprocess.run([os.path.join(EXAMPLES, "bench_loader"), photos, str(NPROC), str(LOAD["bs"]), str(LOAD["epochs"]),
+                            on, DEV], capture_output=True, text=True, timeout=300, cwd=ROOT)
+        if r.returncode != 0:
+            raise RuntimeError(f"bench_loader {on}: {r.stderr[-400:]}")
+        m = re.search(r"fastai-rs loader: ([0-9.]+) img/s", r.stdout)
+        nums[f"augment on {on} img/s"] = float(m.group(1))
+    nums["workers"] = NPROC
+    return all(v > 0 for v in nums.values()), nums
+
+
 # ---------------------------------------------------------------- in the kernel
 
 kernel_a = None

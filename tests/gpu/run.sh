@@ -37,7 +37,7 @@ if [ ! -x .venv/bin/python ] || [ ! -f .cargo/config.toml ] || ! command -v carg
 fi
 echo "==> building (cargo build --release: the workspace and the benchmark examples)"
 T0=$SECONDS
-if ! cargo build --release --locked -j "$(nproc)" --workspace --example bench_train --example bench_finetune --example bench_augment \
+if ! cargo build --release --locked -j "$(nproc)" --workspace --example bench_train --example bench_finetune --example bench_augment --example bench_loader \
     >"$OUT_DIR/build.log" 2>&1; then
   tail -30 "$OUT_DIR/build.log" >&2
   echo "tests/gpu/run.sh: the build failed (log: $OUT_DIR/build.log)" >&2
