@@ -106,7 +106,7 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage, String> {
     if img.width() == 0 || img.height() == 0 {
         return Err("the image has no pixels".into());
     }
-    Ok(img.to_rgb8())
+    Ok(img.into_rgb8()) // (no copy when the picture already is 8-bit RGB)
 }
 
 /// Whether a JPEG stream reaches its end-of-image marker (FF D9) after its last scan (FF DA).
