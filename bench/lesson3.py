@@ -44,6 +44,9 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--wd-bn-bias", action="store_true",
                     help="weight decay on BatchNorm and bias parameters too (fastai v1's bn_wd=True, as ours)")
+    ap.add_argument("--head-init", choices=["kaiming", "default"], default="kaiming",
+                    help="the head's Linear layers: Kaiming-normal weights and zero biases, as fastai's "
+                         "cnn_learner / vision_learner initialise them (and ours), or PyTorch's default init")
     args = ap.parse_args()
 
     import torch
@@ -53,7 +56,7 @@ def main():
         DataBlock, ImageBlock, MultiCategoryBlock, MaskBlock, PointBlock, Learner, Resize, Normalize,
         aug_transforms, create_head, imagenet_stats, params, FBetaMulti, accuracy_multi, accuracy,
         foreground_acc, BCEWithLogitsLossFlat, CrossEntropyLossFlat, MSELossFlat, FuncSplitter,
-        TensorPoint, ColReader,
+        TensorPoint, ColReader, apply_init,
     )
     from fastai.vision.models.unet import DynamicUnet
     from safetensors.torch import load_file
@@ -84,6 +87,8 @@ def main():
     norm = Normalize.from_stats(*imagenet_stats)
 
     def run(task, dls, model, loss, metrics, splitter, score):
+        if args.head_init == "kaiming" and task != "seg":
+            apply_init(model[1], torch.nn.init.kaiming_normal_)
         learn = Learner(dls, model, loss_func=loss, metrics=metrics, splitter=splitter, wd=1e-2,
                         moms=(0.95, 0.85, 0.95), wd_bn_bias=args.wd_bn_bias)
         learn.freeze()
@@ -97,7 +102,7 @@ def main():
             res = score(learn)
         out = {"task": task, "impl": impl, "seconds_per_epoch": round(secs / (args.epochs + args.unfrozen), 2),
                "epochs": args.epochs + args.unfrozen, "train": len(dls.train_ds), "valid": len(dls.valid_ds),
-               "seed": args.seed, "wd_bn_bias": args.wd_bn_bias, "size": args.size, "bs": args.bs, "threads": args.threads, **res}
+               "seed": args.seed, "wd_bn_bias": args.wd_bn_bias, "head_init": args.head_init, "size": args.size, "bs": args.bs, "threads": args.threads, **res}
         print(json.dumps(out), flush=True)
 
     def values(learn):
