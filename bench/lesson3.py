@@ -47,6 +47,10 @@ def main():
     ap.add_argument("--head-init", choices=["kaiming", "default"], default="kaiming",
                     help="the head's Linear layers: Kaiming-normal weights and zero biases, as fastai's "
                          "cnn_learner / vision_learner initialise them (and ours), or PyTorch's default init")
+    ap.add_argument("--dihedral-p", type=float, default=1.0,
+                    help="multi-label: probability of the random dihedral transform (flip_vert). fastai v1's "
+                         "get_transforms(flip_vert=True) always draws one of the 8 (p=1, as ours); fastai 2's "
+                         "aug_transforms uses p=0.5")
     args = ap.parse_args()
 
     import torch
@@ -56,7 +60,7 @@ def main():
         DataBlock, ImageBlock, MultiCategoryBlock, MaskBlock, PointBlock, Learner, Resize, Normalize,
         aug_transforms, create_head, imagenet_stats, params, FBetaMulti, accuracy_multi, accuracy,
         foreground_acc, BCEWithLogitsLossFlat, CrossEntropyLossFlat, MSELossFlat, FuncSplitter,
-        TensorPoint, ColReader, apply_init,
+        TensorPoint, ColReader, apply_init, Dihedral,
     )
     from fastai.vision.models.unet import DynamicUnet
     from safetensors.torch import load_file
@@ -86,6 +90,11 @@ def main():
 
     norm = Normalize.from_stats(*imagenet_stats)
 
+    def dihedral_p(tfms):
+        # (the probability lives in the transform's matrix function, not in its own `p`)
+        return [Dihedral(p=args.dihedral_p, pad_mode="reflection", align_corners=True) if isinstance(t, Dihedral) else t
+                for t in tfms]
+
     def run(task, dls, model, loss, metrics, splitter, score):
         if args.head_init == "kaiming" and task != "seg":
             apply_init(model[1], torch.nn.init.kaiming_normal_)
@@ -102,7 +111,7 @@ def main():
             res = score(learn)
         out = {"task": task, "impl": impl, "seconds_per_epoch": round(secs / (args.epochs + args.unfrozen), 2),
                "epochs": args.epochs + args.unfrozen, "train": len(dls.train_ds), "valid": len(dls.valid_ds),
-               "seed": args.seed, "wd_bn_bias": args.wd_bn_bias, "head_init": args.head_init, "size": args.size, "bs": args.bs, "threads": args.threads, **res}
+               "seed": args.seed, "wd_bn_bias": args.wd_bn_bias, "head_init": args.head_init, "dihedral_p": args.dihedral_p if task == "multi" else None, "size": args.size, "bs": args.bs, "threads": args.threads, **res}
         print(json.dumps(out), flush=True)
 
     def values(learn):
@@ -119,7 +128,7 @@ def main():
             blocks=(ImageBlock, MultiCategoryBlock), get_items=lambda _: files,
             get_y=lambda p: tags[Path(p).name], splitter=FuncSplitter(every_fifth),
             item_tfms=Resize(args.size),
-            batch_tfms=[*aug_transforms(flip_vert=True, max_lighting=0.1, max_zoom=1.05, max_warp=0.0), norm])
+            batch_tfms=[*dihedral_p(aug_transforms(flip_vert=True, max_lighting=0.1, max_zoom=1.05, max_warp=0.0)), norm])
         dls = block.dataloaders(d, bs=args.bs, num_workers=args.threads, device=dev)
         model = torch.nn.Sequential(body(), create_head(1280, dls.c))
         fb = FBetaMulti(beta=2, average="samples", thresh=0.2)
