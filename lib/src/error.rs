@@ -20,6 +20,17 @@ pub enum Error {
     Msg(String),
 }
 
+/// The text of a panic's payload (what `catch_unwind` returns), for an error message.
+pub(crate) fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".into()
+    }
+}
+
 impl Error {
     /// An [`Error::Io`] for `map_err`: `.map_err(Error::io("saving the model", &dir))`.
     pub fn io(op: &str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {

@@ -21,6 +21,7 @@ use super::order::{self, Shard};
 use super::transforms::{
     map_points, presize, render, render_batch_in, render_mask, Augment, BatchPicture, Transforms,
 };
+use crate::error::panic_text;
 
 /// Per-channel mean and standard deviation, for `normalize`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -264,12 +265,7 @@ impl DataLoader {
                     })) {
                         Ok(b) => b,
                         Err(p) => {
-                            let msg = p
-                                .downcast_ref::<String>()
-                                .cloned()
-                                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                                .unwrap_or_else(|| "a panic without a message".into());
-                            let _ = tx.send(Err(msg));
+                            let _ = tx.send(Err(panic_text(p)));
                             return;
                         }
                     };
@@ -541,13 +537,12 @@ impl Job {
             aug.zoom_center = v.corner;
             aug.dihedral = v.flip as u8;
         }
-        let drawn = aug.clone();
         if !self.on_device {
             render(&img, self.size.0, self.size.1, &aug, self.norm, x);
         }
-        if !self.tfm_y {
-            aug = Augment::center();
-        }
+        // the targets follow the augmentation, or only the resize and centre crop
+        let center = Augment::center();
+        let target_aug = if self.tfm_y { &aug } else { &center };
         let (h, w) = self.size;
         match &*self.targets {
             Labels::Category(v) => y[0] = v[i] as f32,
@@ -561,7 +556,7 @@ impl Job {
             }
             Labels::Float(v) => y.copy_from_slice(&v[i]),
             Labels::Points(v) => {
-                let pts = map_points(&v[i], (img.height(), img.width()), (h, w), &aug);
+                let pts = map_points(&v[i], (img.height(), img.width()), (h, w), target_aug);
                 for (k, p) in pts.iter().enumerate() {
                     y[2 * k] = p[0];
                     y[2 * k + 1] = p[1];
@@ -589,13 +584,13 @@ impl Job {
                     );
                     return None;
                 }
-                render_mask(&mask, h, w, &aug, y);
+                render_mask(&mask, h, w, target_aug, y);
             }
         }
         Some(self.on_device.then(|| Pending {
             full: img.dimensions(),
             img: presize(img, self.size),
-            aug: drawn,
+            aug,
         }))
     }
 }

@@ -16,7 +16,7 @@ use super::interrupt;
 use super::progress::ProgressCallback;
 use crate::bail;
 use crate::data::Batch;
-use crate::error::{Error, Result};
+use crate::error::{panic_text, Error, Result};
 
 /// How a fit shows its progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,17 +25,6 @@ pub(crate) enum Show {
     Table,
     /// Leave the standing progress callback out (lr_find brings its own bar).
     NoTable,
-}
-
-/// The text of a panic's payload.
-pub(crate) fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic without a message".into()
-    }
 }
 
 impl AnyLearner {

@@ -8,12 +8,12 @@ use std::path::Path;
 use image::RgbImage;
 use tch::{Device, Kind, Tensor};
 
-use super::fit::panic_text;
 use super::{interrupt, Learner};
 use crate::bail;
 use crate::data::show::{batch_to_images, draw_points, overlay_mask, POINT_COLOR};
 use crate::data::{open_image, Batch, Labels};
 use crate::display::{display, figure::image_grid, Rich};
+use crate::error::panic_text;
 use crate::error::{Error, Result};
 use crate::models::Model;
 

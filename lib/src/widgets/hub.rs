@@ -503,12 +503,10 @@ fn call(f: &Callback, arg: &Value) {
     };
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (*guard)(arg)));
     if let Err(p) = run {
-        let text = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic without a message".into());
-        eprintln!("a widget's callback panicked: {text}");
+        eprintln!(
+            "a widget's callback panicked: {}",
+            crate::error::panic_text(p)
+        );
     }
 }
 
