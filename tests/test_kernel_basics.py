@@ -254,3 +254,15 @@ def test_timing_shows_the_phases_of_a_cell(kernel):
     finally:
         kernel.run(":timing")
     assert "timing:" not in kernel.run("1 + 1").stdout
+
+
+def test_every_stderr_line_comes_before_the_cell_is_done(kernel):
+    # a burst on stderr (warnings, a library's log) ends just before the cell does: evcxr reads
+    # stderr on a thread of its own, and the kernel must not report the cell done before its
+    # last line has been passed on
+    for _ in range(3):
+        cell = kernel.run('for i in 0..3000 { eprintln!("warning {i}"); } println!("done");')
+        assert cell.status == "ok"
+        assert cell.stdout == "done\n"
+        lines = [l for l in cell.stderr.splitlines() if l.startswith("warning")]
+        assert len(lines) == 3000 and lines[-1] == "warning 2999", (len(lines), lines[-3:])

@@ -400,8 +400,18 @@ fn start_forwarder(
                     recv(stderr) -> line => match line {
                         Ok(l) => {
                             // (marked first: `settle` waits for 15 ms of quiet after it)
-                            *last_stderr.lock().unwrap() = Instant::now();
-                            let open = drain_stdout(Duration::from_millis(2));
+                            let previous = std::mem::replace(
+                                &mut *last_stderr.lock().unwrap(),
+                                Instant::now(),
+                            );
+                            // the wait for stdout only before the first line of a burst: a
+                            // cell writing thousands of lines on stderr is not slowed by it
+                            let wait = if previous.elapsed() > Duration::from_millis(50) {
+                                Duration::from_millis(2)
+                            } else {
+                                Duration::ZERO
+                            };
+                            let open = drain_stdout(wait);
                             sink(Stream::Stderr, l);
                             if !open {
                                 break;
@@ -416,9 +426,11 @@ fn start_forwarder(
 }
 
 fn settle(stderr: &Receiver<String>, last: &Arc<Mutex<Instant>>) {
-    let deadline = Instant::now() + Duration::from_millis(300);
-    // The stderr pipe's reader thread may not have seen the last lines yet (a panic message is
-    // written just before the cell reports completion on stdout).
+    // With evcxr's stderr marker (patch 4, on by default) every line of the cell is in the
+    // channel by now, and this only waits for the output thread to pass them on; without it,
+    // the stderr pipe's reader thread may not have seen the last lines yet (a panic message is
+    // written just before the cell reports completion on stdout), and this is a guess.
+    let deadline = Instant::now() + Duration::from_secs(3);
     std::thread::sleep(Duration::from_millis(5));
     loop {
         let quiet = last.lock().unwrap().elapsed() >= Duration::from_millis(15);

@@ -82,6 +82,12 @@ pub fn run(connection_file: &Path) -> Result<()> {
     if std::env::var_os("EVCXR_BACKGROUND_ANALYSIS").is_none() {
         std::env::set_var("EVCXR_BACKGROUND_ANALYSIS", "1");
     }
+    // every line a cell writes on stderr reaches the client before the cell is reported done
+    // (evcxr reads stderr on a thread of its own; patch 4 marks the end of each cell's stderr);
+    // EVCXR_STDERR_MARKER=0 turns it off, leaving the short wait for quiet in the engine.
+    if std::env::var_os("EVCXR_STDERR_MARKER").is_none() {
+        std::env::set_var("EVCXR_STDERR_MARKER", "1");
+    }
     crate::preload::fast_cells();
     let preload = crate::preload::lib_dir()
         .map(|lib| crate::preload::preload_codes(&lib))

@@ -123,7 +123,14 @@ async function main() {
     await stop.click();
     await finished(2);
     summary.stopSeconds = (Date.now() - t0) / 1000;
+    // the prompt's number comes with execute_reply on the shell channel; the cell's last
+    // output (the stop message) comes on iopub and may be drawn a moment later
+    const settle = Date.now() + 10000;
     summary.trainingOutput = await outputText(2);
+    while (!summary.trainingOutput.includes('interrupted at epoch') && Date.now() < settle) {
+      await page.waitForTimeout(200);
+      summary.trainingOutput = await outputText(2);
+    }
     milestone(`training ended ${summary.stopSeconds} s after the click`);
     await page.waitForTimeout(500);
     await shot('jupyterlab-stopped.png');

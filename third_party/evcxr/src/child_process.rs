@@ -23,6 +23,9 @@ pub(crate) struct ChildProcess {
     stdin: Option<std::process::ChildStdin>,
     command: Arc<Mutex<process::Command>>,
     stderr_sender: Arc<Mutex<crossbeam_channel::Sender<String>>>,
+    /// One message per `EVCXR_STDERR_COMPLETE` line the stderr thread read (only with
+    /// `EVCXR_STDERR_MARKER` set; the marker line itself is not passed on).
+    stderr_marks: Option<crossbeam_channel::Receiver<()>>,
 }
 
 impl ChildProcess {
@@ -84,11 +87,24 @@ impl ChildProcess {
             None => Arc::new(Mutex::new(process)),
         };
 
+        let (marks_sender, stderr_marks) = if std::env::var(runtime::STDERR_MARKER_ENV).as_deref() == Ok("1")
+        {
+            let (s, r) = crossbeam_channel::unbounded();
+            (Some(s), Some(r))
+        } else {
+            (None, None)
+        };
         std::thread::spawn({
             let stderr_sender = Arc::clone(&stderr_sender);
             move || {
                 let stderr_sender = stderr_sender.lock().unwrap();
                 while let Some(Ok(line)) = child_stderr.next() {
+                    if let Some(marks) = &marks_sender {
+                        if line == runtime::EVCXR_STDERR_COMPLETE {
+                            let _ = marks.send(());
+                            continue;
+                        }
+                    }
                     // Ignore errors, since it just means that the user of the library has dropped the receive end.
                     let _ = stderr_sender.send(line);
                 }
@@ -102,7 +118,24 @@ impl ChildProcess {
             stdin,
             command,
             stderr_sender,
+            stderr_marks,
         })
+    }
+
+    /// Forgets the stderr markers of earlier cells whose wait gave up.
+    pub(crate) fn clear_stderr_marks(&self) {
+        if let Some(marks) = &self.stderr_marks {
+            while marks.try_recv().is_ok() {}
+        }
+    }
+
+    /// With `EVCXR_STDERR_MARKER` set, waits (at most `limit`) until the stderr thread has read
+    /// the marker the runtime writes after a cell, i.e. until every line the cell wrote on
+    /// stderr is in the stderr channel. Without it, returns at once.
+    pub(crate) fn wait_for_stderr(&self, limit: std::time::Duration) {
+        if let Some(marks) = &self.stderr_marks {
+            let _ = marks.recv_timeout(limit);
+        }
     }
 
     /// Returns a handle to our subprocess. This handle may be used to terminate

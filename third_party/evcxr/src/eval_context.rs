@@ -1105,6 +1105,7 @@ impl EvalContext {
         // things won't work if the path isn't UTF-8 - apparently that's a thing
         // on some platforms.
         let fn_name = state.current_user_fn_name();
+        self.child_process.clear_stderr_marks();
         self.child_process.send(&format!(
             "LOAD_AND_RUN {} {}",
             so_file.path.to_string_lossy(),
@@ -1120,6 +1121,9 @@ impl EvalContext {
         loop {
             let line = self.child_process.recv_line()?;
             if line == runtime::EVCXR_EXECUTION_COMPLETE {
+                // (patch 4) the cell's stderr lines, read by another thread, are in by now
+                self.child_process
+                    .wait_for_stderr(std::time::Duration::from_secs(5));
                 break;
             }
             if line == PANIC_NOTIFICATION {

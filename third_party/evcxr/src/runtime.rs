@@ -16,6 +16,10 @@ use std::{self};
 
 pub(crate) const EVCXR_IS_RUNTIME_VAR: &str = "EVCXR_IS_RUNTIME";
 pub(crate) const EVCXR_EXECUTION_COMPLETE: &str = "EVCXR_EXECUTION_COMPLETE";
+/// Written on stderr after each cell when `EVCXR_STDERR_MARKER` is set (fastai-rs patch 4): once
+/// the parent has read it, it has read everything the cell wrote on stderr.
+pub(crate) const EVCXR_STDERR_COMPLETE: &str = "EVCXR_STDERR_COMPLETE";
+pub(crate) const STDERR_MARKER_ENV: &str = "EVCXR_STDERR_MARKER";
 pub(crate) const WRAP_RUSTC_ENV: &str = "EVCXR_RUSTC_WRAPPER";
 pub(crate) const FORCE_DYLIB_ENV: &str = "EVCXR_FORCE_DYLIB";
 
@@ -34,6 +38,7 @@ pub fn runtime_hook() {
 struct Runtime {
     shared_objects: Vec<libloading::Library>,
     variable_store_ptr: *mut std::os::raw::c_void,
+    stderr_marker: bool,
     // Our variable store is permitted to contain non-Send types (e.g. Rc), therefore we need to be
     // non-Send as well.
     _phantom_rc: PhantomData<Rc<()>>,
@@ -44,6 +49,7 @@ impl Runtime {
         Runtime {
             shared_objects: Vec::new(),
             variable_store_ptr: std::ptr::null_mut(),
+            stderr_marker: std::env::var(STDERR_MARKER_ENV).as_deref() == Ok("1"),
             _phantom_rc: PhantomData,
         }
     }
@@ -81,6 +87,10 @@ impl Runtime {
             let user_fn = shared_object
                 .get::<extern "C" fn(*mut c_void) -> *mut c_void>(fn_name.as_bytes())?;
             self.variable_store_ptr = user_fn(self.variable_store_ptr);
+        }
+        if self.stderr_marker {
+            // stderr is unbuffered: the cell's own lines are in the pipe before this one
+            eprintln!("{EVCXR_STDERR_COMPLETE}");
         }
         println!("{EVCXR_EXECUTION_COMPLETE}");
         self.shared_objects.push(shared_object);
