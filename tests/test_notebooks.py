@@ -29,6 +29,7 @@ def test_lesson1_offline_runs_end_to_end(tmp_path):
     # lesson 6's additions: heat maps on the top losses and on a pasted item, TTA
     assert any("with where the model looked" in a for a in alts), alts
     assert any(a.startswith("Grad-CAM: ") for a in alts), alts
+    assert any(a.startswith("Grad-CAM at features.6: ") for a in alts), alts
     assert "result: with TTA, error rate" in r.stdout, r.stdout[-2000:]
     # the ImageNet classifier on the sample photos, with its heat maps
     printed = "".join(o.get("text", "") for _, o in notebook_outputs(nb, "stream"))

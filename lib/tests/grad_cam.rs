@@ -128,6 +128,10 @@ fn grad_cam_looks_where_the_answer_is() {
         .unwrap_err()
         .to_string()
         .contains("class 5"));
+    // an inner point: a finer map, still the image's size and in [0, 1]
+    let (cam, _) = learn.grad_cam_at(&items[0].0, None, "features.6").unwrap();
+    assert_eq!(cam.size(), [SIDE as i64, SIDE as i64]);
+    assert!(cam.min().double_value(&[]) >= 0.0 && cam.max().double_value(&[]) <= 1.0 + 1e-6);
     assert!(learn
         .grad_cam_at(&items[0].0, None, "no_such_layer")
         .unwrap_err()

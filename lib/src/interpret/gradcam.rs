@@ -71,10 +71,27 @@ impl Learner {
         class: Option<usize>,
         figsize: (f32, f32),
     ) -> Result<()> {
+        self.show_heatmap_at(image, class, BODY, figsize)
+    }
+
+    /// [`show_heatmap`](Self::show_heatmap) with the map of another hook point: an earlier layer
+    /// has a finer map (`"features.6"` of a mobilenet body at 64 px: 8x8, where the body's
+    /// output is 2x2), at the price of less class-specific features.
+    pub fn show_heatmap_at(
+        &self,
+        image: impl AsRef<Path>,
+        class: Option<usize>,
+        point: &str,
+        figsize: (f32, f32),
+    ) -> Result<()> {
         let image = image.as_ref();
-        let (cam, c) = self.grad_cam(image, class)?;
+        let (cam, c) = self.grad_cam_at(image, class, point)?;
         let base = open_resized(image, self.data.size)?;
-        let title = format!("Grad-CAM: {}", self.data.classes[c]);
+        let title = if point == BODY {
+            format!("Grad-CAM: {}", self.data.classes[c])
+        } else {
+            format!("Grad-CAM at {point}: {}", self.data.classes[c])
+        };
         let png = titled_grid(
             &[(blend_heatmap(&base, &cam, 0.6), title.clone())],
             1,
