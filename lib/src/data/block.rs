@@ -385,14 +385,10 @@ impl<K> ItemLists<K> {
     /// the item.
     fn call<T>(f: impl Fn(&Path) -> T, p: &Path) -> Result<T> {
         catch_unwind(AssertUnwindSafe(|| f(p))).map_err(|e| {
-            let msg = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
             DataError::Label(format!(
-                "the labelling function failed on {}: {msg}",
-                p.display()
+                "the labelling function failed on {}: {}",
+                p.display(),
+                crate::error::panic_text(e)
             ))
         })
     }
