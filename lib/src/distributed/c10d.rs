@@ -630,14 +630,9 @@ impl ProcessGroup {
         op: ReduceOp,
         bucket_bytes: usize,
     ) -> Result<()> {
-        let _guard = tch::no_grad_guard();
-        for bucket in buckets(tensors, bucket_bytes) {
-            let group: Vec<&Tensor> = bucket.iter().map(|&i| &tensors[i]).collect();
-            let mut flat = flatten(&group);
-            self.all_reduce(&mut [&mut flat], op)?;
-            unflatten_into(&flat, &group);
-        }
-        Ok(())
+        in_buckets(tensors, bucket_bytes, |flat| {
+            self.all_reduce(&mut [flat], op)
+        })
     }
 
     /// [`broadcast`](Self::broadcast) of many tensors in buckets, as
@@ -648,14 +643,9 @@ impl ProcessGroup {
         root: usize,
         bucket_bytes: usize,
     ) -> Result<()> {
-        let _guard = tch::no_grad_guard();
-        for bucket in buckets(tensors, bucket_bytes) {
-            let group: Vec<&Tensor> = bucket.iter().map(|&i| &tensors[i]).collect();
-            let mut flat = flatten(&group);
-            self.broadcast(&mut [&mut flat], root)?;
-            unflatten_into(&flat, &group);
-        }
-        Ok(())
+        in_buckets(tensors, bucket_bytes, |flat| {
+            self.broadcast(&mut [flat], root)
+        })
     }
 
     /// Overwrites each tensor with rank `root`'s.
@@ -756,6 +746,23 @@ fn hostname() -> String {
         .filter(|h| !h.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "127.0.0.1".into())
+}
+
+/// Runs `collective` on each bucket of `tensors` (see [`buckets`]) flattened into one tensor,
+/// and copies the result back into the tensors.
+fn in_buckets(
+    tensors: &[Tensor],
+    bucket_bytes: usize,
+    mut collective: impl FnMut(&mut Tensor) -> Result<()>,
+) -> Result<()> {
+    let _guard = tch::no_grad_guard();
+    for bucket in buckets(tensors, bucket_bytes) {
+        let group: Vec<&Tensor> = bucket.iter().map(|&i| &tensors[i]).collect();
+        let mut flat = flatten(&group);
+        collective(&mut flat)?;
+        unflatten_into(&flat, &group);
+    }
+    Ok(())
 }
 
 /// Indices of `tensors` grouped into buckets of at most `max_bytes` (a larger tensor is a bucket
