@@ -103,25 +103,10 @@ fn main() -> fastai::Result<()> {
                     .collect();
                 let top = lum.iter().cloned().fold(0.0f32, f32::max).max(1.0);
                 let on: Vec<bool> = lum.iter().map(|&v| v > 0.1 * top).collect();
-                let cam: Vec<f32> = Vec::<f32>::try_from(cam.flatten(0, -1)).unwrap();
-                let total: f64 = cam.iter().map(|&v| v as f64).sum();
-                let inside: f64 = cam
-                    .iter()
-                    .zip(&on)
-                    .filter(|(_, &o)| o)
-                    .map(|(&v, _)| v as f64)
-                    .sum();
-                let hottest = cam
-                    .iter()
-                    .enumerate()
-                    .max_by(|a, b| a.1.total_cmp(b.1))
-                    .map(|(i, _)| i)
-                    .unwrap();
-                if total > 0.0 {
-                    sums.0 += inside / total;
-                }
-                sums.1 += on.iter().filter(|&&o| o).count() as f64 / on.len() as f64;
-                sums.2 += on[hottest] as u8 as f64;
+                let (mass, area, hot) = score(&cam, &on);
+                sums.0 += mass;
+                sums.1 += area;
+                sums.2 += hot as u8 as f64;
                 sums.3 += 1;
             }
             let n = sums.3 as f64;
@@ -156,28 +141,12 @@ fn main() -> fastai::Result<()> {
                     if cls.is_none() && used == c {
                         correct += 1;
                     }
-                    let cam: Vec<f32> = Vec::<f32>::try_from(cam.flatten(0, -1)).unwrap();
                     let on: Vec<bool> = mask.pixels().map(|p| p.0[0] != 0).collect();
-                    let total: f64 = cam.iter().map(|&v| v as f64).sum();
-                    let inside: f64 = cam
-                        .iter()
-                        .zip(&on)
-                        .filter(|(_, &o)| o)
-                        .map(|(&v, _)| v as f64)
-                        .sum();
-                    let area = on.iter().filter(|&&o| o).count() as f64 / on.len() as f64;
-                    let hottest = cam
-                        .iter()
-                        .enumerate()
-                        .max_by(|a, b| a.1.total_cmp(b.1))
-                        .map(|(i, _)| i)
-                        .unwrap();
+                    let (mass, area, hot) = score(&cam, &on);
                     let e = stats.entry(which).or_default();
-                    if total > 0.0 {
-                        e.0 += inside / total;
-                    }
+                    e.0 += mass;
                     e.1 += area;
-                    e.2 += on[hottest] as u8 as f64;
+                    e.2 += hot as u8 as f64;
                     e.3 += 1;
                 }
                 if failed.is_some() {
@@ -202,4 +171,28 @@ fn main() -> fastai::Result<()> {
         }
     }
     Ok(())
+}
+
+/// How a Grad-CAM map (`cam`, H x W) sits on an item (`on`, the item's pixels, row by row): the
+/// share of the map's mass on the item (0 for an empty map), the item's share of the picture,
+/// and whether the hottest pixel is on the item.
+fn score(cam: &Tensor, on: &[bool]) -> (f64, f64, bool) {
+    let cam: Vec<f32> = Vec::<f32>::try_from(cam.flatten(0, -1)).unwrap();
+    assert_eq!(cam.len(), on.len(), "the map and the item's pixels");
+    let total: f64 = cam.iter().map(|&v| v as f64).sum();
+    let inside: f64 = cam
+        .iter()
+        .zip(on)
+        .filter(|(_, &o)| o)
+        .map(|(&v, _)| v as f64)
+        .sum();
+    let area = on.iter().filter(|&&o| o).count() as f64 / on.len() as f64;
+    let hottest = cam
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i)
+        .unwrap();
+    let mass = if total > 0.0 { inside / total } else { 0.0 };
+    (mass, area, on[hottest])
 }
