@@ -12,6 +12,7 @@ pub mod error;
 pub mod interpret;
 pub mod learner;
 pub mod models;
+mod process_global;
 pub mod widgets;
 
 pub use config::{data_dir, home, lesson3_dir, models_dir, OfflineWeights};

@@ -9,44 +9,23 @@ use std::sync::{Arc, OnceLock};
 /// Where the flag's address is published: `<pid>:<address>`.
 const ENV: &str = "FASTAI_SIGINT_FLAG";
 
-/// The process's one flag.
-///
-/// evcxr compiles every notebook cell into its own shared library, and each carries its own copy
-/// of this crate's statics - so a plain `static` would give every cell a different flag, set by
-/// whichever handler happens to run. The first copy therefore creates the flag (leaked: it lives
-/// as long as the process), registers the handler, and publishes the flag's address in the
-/// environment; later copies use that address. The pid in the value keeps child processes, which
-/// inherit the environment, from using an address that is not theirs.
+/// The process's one flag (one for all notebook cells: see [`crate::process_global`]).
 fn flag() -> &'static AtomicBool {
     static LOCAL: OnceLock<&'static AtomicBool> = OnceLock::new();
     LOCAL.get_or_init(|| {
-        let me = std::process::id();
-        if let Ok(v) = std::env::var(ENV) {
-            if let Some((pid, addr)) = v.split_once(':') {
-                if pid.parse::<u32>() == Ok(me) {
-                    if let Ok(addr) = addr.parse::<usize>() {
-                        // SAFETY: published below by this same process, pointing at a leaked
-                        // (never freed) AtomicBool.
-                        return unsafe { &*(addr as *const AtomicBool) };
-                    }
-                }
-            }
-        }
-        let shared = Arc::new(AtomicBool::new(false));
-        // Order matters: the conditional default first (acts only if the flag is already set).
-        let _ = signal_hook::flag::register_conditional_default(
-            signal_hook::consts::SIGINT,
-            shared.clone(),
-        );
-        let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, shared.clone());
-        let flag: &'static AtomicBool = {
+        crate::process_global::shared(ENV, || {
+            let shared = Arc::new(AtomicBool::new(false));
+            // Order matters: the conditional default first (acts only if the flag is already set).
+            let _ = signal_hook::flag::register_conditional_default(
+                signal_hook::consts::SIGINT,
+                shared.clone(),
+            );
+            let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, shared.clone());
             let ptr = Arc::as_ptr(&shared);
             std::mem::forget(shared); // never freed: the handlers and later cells point at it
                                       // SAFETY: the Arc's allocation is leaked above, so the reference is valid forever.
             unsafe { &*ptr }
-        };
-        std::env::set_var(ENV, format!("{me}:{}", flag as *const AtomicBool as usize));
-        flag
+        })
     })
 }
 

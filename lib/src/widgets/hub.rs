@@ -71,26 +71,10 @@ pub(crate) struct Hub {
     input_wait: Mutex<Option<std::sync::mpsc::Sender<Result<String, String>>>>,
 }
 
-/// The process's hub (see the module's documentation for why it is published).
+/// The process's hub (one for all notebook cells: see [`crate::process_global`]).
 pub(crate) fn hub() -> &'static Hub {
     static LOCAL: OnceLock<&'static Hub> = OnceLock::new();
-    LOCAL.get_or_init(|| {
-        let me = std::process::id();
-        if let Ok(v) = std::env::var(ENV) {
-            if let Some((pid, addr)) = v.split_once(':') {
-                if pid.parse::<u32>() == Ok(me) {
-                    if let Ok(addr) = addr.parse::<usize>() {
-                        // SAFETY: published below by this same process, pointing at a leaked
-                        // (never freed) Hub of this same crate.
-                        return unsafe { &*(addr as *const Hub) };
-                    }
-                }
-            }
-        }
-        let hub: &'static Hub = Box::leak(Box::default());
-        std::env::set_var(ENV, format!("{me}:{}", hub as *const Hub as usize));
-        hub
-    })
+    LOCAL.get_or_init(|| crate::process_global::shared(ENV, || Box::leak(Box::default())))
 }
 
 impl Hub {
