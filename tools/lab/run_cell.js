@@ -11,26 +11,8 @@
 'use strict';
 
 const fs = require('fs');
-const os = require('os');
 const path = require('path');
-const { chromium } = require('playwright-core');
-
-function parseArgs(argv) {
-  const opts = { timeout: 600 };
-  for (let i = 0; i < argv.length; i += 2) {
-    const key = argv[i].replace(/^--/, '');
-    if (!['url', 'token', 'notebook', 'out', 'timeout'].includes(key) || argv[i + 1] === undefined) {
-      throw new Error(`unknown or incomplete option ${argv[i]}\n` +
-        'usage: run_cell.js --url URL --token TOKEN --notebook NAME --out DIR [--timeout SECONDS]');
-    }
-    opts[key] = argv[i + 1];
-  }
-  for (const k of ['url', 'token', 'notebook', 'out']) {
-    if (!opts[k]) throw new Error(`--${k} is required`);
-  }
-  opts.timeout = Number(opts.timeout);
-  return opts;
-}
+const { parseArgs, milestone, openBrowser, runMain } = require('./lab');
 
 // What the first cell's output area shows now.
 function outputState() {
@@ -56,27 +38,14 @@ function outputState() {
   };
 }
 
-const started = Date.now();
-function milestone(what) {
-  process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(1)} s] ${what}\n`);
-}
-
 async function main() {
-  const opts = parseArgs(process.argv.slice(2));
+  const opts = parseArgs(process.argv.slice(2), 'run_cell.js', 600);
   fs.mkdirSync(opts.out, { recursive: true });
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fastai-lab-chromium-'));
   const deadline = Date.now() + opts.timeout * 1000;
   const left = () => Math.max(1000, deadline - Date.now());
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1280, height: 800 },
-  });
+  const { page, close } = await openBrowser({ width: 1280, height: 800 });
   milestone('Chromium started');
   const summary = { samples: [], screenshots: [] };
-  const page = context.pages()[0] || await context.newPage();
   try {
     page.on('pageerror', (e) => process.stderr.write(`page error: ${e.message}\n`));
     const url = `${opts.url}/lab/tree/${encodeURIComponent(opts.notebook)}?token=${opts.token}`;
@@ -145,13 +114,9 @@ async function main() {
     e.message += ` (screenshot: ${file})`;
     throw e;
   } finally {
-    await context.close();
-    fs.rmSync(userDataDir, { recursive: true, force: true });
+    await close();
   }
   process.stdout.write(JSON.stringify(summary) + '\n');
 }
 
-main().catch((e) => {
-  process.stderr.write(`run_cell.js: ${e.stack || e}\n`);
-  process.exit(1);
-});
+runMain('run_cell.js', main);

@@ -12,43 +12,16 @@
 'use strict';
 
 const fs = require('fs');
-const os = require('os');
 const path = require('path');
-const { chromium } = require('playwright-core');
-
-function parseArgs(argv) {
-  const opts = { timeout: 900 };
-  for (let i = 0; i < argv.length; i += 2) {
-    const key = argv[i].replace(/^--/, '');
-    if (!['url', 'token', 'notebook', 'out', 'timeout'].includes(key) || argv[i + 1] === undefined) {
-      throw new Error(`unknown or incomplete option ${argv[i]}`);
-    }
-    opts[key] = argv[i + 1];
-  }
-  opts.timeout = Number(opts.timeout);
-  return opts;
-}
-
-const started = Date.now();
-function milestone(what) {
-  process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(1)} s] ${what}\n`);
-}
+const { parseArgs, milestone, openBrowser, runMain } = require('./lab');
 
 async function main() {
-  const opts = parseArgs(process.argv.slice(2));
+  const opts = parseArgs(process.argv.slice(2), 'widgets.js', 900);
   fs.mkdirSync(opts.out, { recursive: true });
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fastai-lab-chromium-'));
   const deadline = Date.now() + opts.timeout * 1000;
   const left = () => Math.max(1000, deadline - Date.now());
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1280, height: 1000 },
-  });
+  const { page, close } = await openBrowser({ width: 1280, height: 1000 });
   const summary = { screenshots: [] };
-  const page = context.pages()[0] || await context.newPage();
   const cell = (i) => page.locator('.jp-Notebook .jp-CodeCell').nth(i);
   const shot = async (name) => {
     const file = path.join(opts.out, name);
@@ -140,13 +113,9 @@ async function main() {
     e.message += ` (screenshot: ${file})`;
     throw e;
   } finally {
-    await context.close();
-    fs.rmSync(userDataDir, { recursive: true, force: true });
+    await close();
   }
   process.stdout.write(JSON.stringify(summary) + '\n');
 }
 
-main().catch((e) => {
-  process.stderr.write(`widgets.js: ${e.stack || e}\n`);
-  process.exit(1);
-});
+runMain('widgets.js', main);
