@@ -4,10 +4,12 @@
 //! predicted and true point, in [-1, 1] units), each on the ImageNet MobileNetV2 body, frozen
 //! for `--epochs` one-cycle epochs at 1e-2 (3e-3 for the U-Net), then `--unfrozen` epochs at
 //! `slice(1e-5, 1e-3)`. `--random` starts the body from random weights instead (to see what
-//! transfer learning brings).
+//! transfer learning brings); `--no-bn-wd` leaves BatchNorm weights and biases out of the weight
+//! decay (fastai 2's default; fastai v1's `bn_wd=False`).
 //!
 //!     cargo run --release --example bench_lesson3 -- [--size 96] [--bs 32] [--threads N]
 //!         [--epochs 3] [--unfrozen 0] [--tasks multi,seg,points] [--limit N] [--random] [--seed 0]
+//!         [--no-bn-wd]
 //!
 //! Prints one JSON line per task.
 
@@ -27,6 +29,7 @@ struct Args {
     limit: usize,
     random: bool,
     seed: u64,
+    bn_wd: bool,
 }
 
 fn args() -> Args {
@@ -40,6 +43,7 @@ fn args() -> Args {
         limit: 0,
         random: false,
         seed: 0,
+        bn_wd: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -54,6 +58,8 @@ fn args() -> Args {
             "--limit" => a.limit = num(value()),
             "--tasks" => a.tasks = value().split(',').map(String::from).collect(),
             "--random" => a.random = true,
+            // fastai 2's default: no weight decay on BatchNorm weights and biases
+            "--no-bn-wd" => a.bn_wd = false,
             "--seed" => a.seed = num(value()) as u64,
             other => panic!("unknown flag {other}"),
         }
@@ -77,7 +83,9 @@ fn main() -> fastai::Result<()> {
         .num_workers(a.threads)
         .seed(42 + a.seed)
         .device(Device::Cpu);
-    let learner_opts = LearnerOptions::default().pretrained(!a.random);
+    let learner_opts = LearnerOptions::default()
+        .pretrained(!a.random)
+        .bn_wd(a.bn_wd);
     let keep = |n: usize| a.limit == 0 || n < a.limit;
 
     let run = |task: &str, mut learn: Learner, lr: f64, score: &dyn Fn(&mut Learner) -> String| {

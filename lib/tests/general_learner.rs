@@ -392,3 +392,59 @@ fn saving_into_a_folder_that_cannot_be_written_names_the_folder() {
         "nothing on disk changed"
     );
 }
+
+#[test]
+fn bn_wd_off_leaves_batchnorm_weights_and_biases_out_of_the_weight_decay() {
+    let _s = serial();
+    tch::manual_seed(0);
+    let x = Tensor::randn([64, 2], (Kind::Float, Device::Cpu));
+    let y = x.sum_dim_intlist(1, true, Kind::Float);
+    // a loss with zero gradients: Adam's step is then nothing but the decoupled weight decay
+    let run = |bn_wd: bool| {
+        let data = DataBunch::from_tensors(
+            (x.shallow_clone(), y.shallow_clone()),
+            (x.shallow_clone(), y.shallow_clone()),
+            16,
+        )
+        .unwrap()
+        .to_device(Device::Cpu);
+        let model = Net::new(Device::Cpu, |p| {
+            nn::seq_t()
+                .add(nn::linear(p / "lin", 2, 1, Default::default()))
+                .add(nn::batch_norm1d(p / "bn", 1, Default::default()))
+        });
+        let opts = LearnerOptions::default().wd(0.1).bn_wd(bn_wd);
+        let zero = Loss::new("zero", |p: &Tensor, _: &Tensor| (p * 0.0).sum(Kind::Float));
+        let mut learn = Learner::with_options(data, model, zero, &[], opts).unwrap();
+        learn.remove_cb::<ProgressCallback>();
+        let before = weights(&learn);
+        learn.fit(1, 0.1).unwrap();
+        let after = weights(&learn);
+        before
+            .iter()
+            .zip(&after)
+            .map(|((n, b), (_, a))| {
+                let ratio = (a / b).mean(Kind::Float).double_value(&[]);
+                (n.clone(), ratio)
+            })
+            // the trainable ones; bn.bias is zero at the start: no ratio
+            .filter(|(n, _)| ["lin.weight", "lin.bias", "bn.weight"].contains(&n.as_str()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(true).len(), 3, "lin.weight, lin.bias, bn.weight");
+    // 4 steps of p <- p (1 - lr wd)
+    let decayed = 0.99f64.powi(4);
+    for (name, ratio) in run(true) {
+        assert!(
+            (ratio - decayed).abs() < 1e-5,
+            "bn_wd on: {name} scaled by {ratio}"
+        );
+    }
+    for (name, ratio) in run(false) {
+        let want = if name == "lin.weight" { decayed } else { 1.0 };
+        assert!(
+            (ratio - want).abs() < 1e-5,
+            "bn_wd off: {name} scaled by {ratio}, not {want}"
+        );
+    }
+}

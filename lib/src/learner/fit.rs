@@ -233,6 +233,10 @@ impl AnyLearner {
             }
             for (g, lr) in self.state.lrs.iter().enumerate() {
                 self.opt.set_learning_rate_group(g, *lr)?;
+                // the same layer group's parameters without weight decay (bn_wd off)
+                if g + self.n_groups < self.opt_groups {
+                    self.opt.set_learning_rate_group(g + self.n_groups, *lr)?;
+                }
             }
             self.opt.set_momentum(self.state.mom)?;
             self.opt.step()?;

@@ -67,6 +67,10 @@ pub struct LearnerOptions {
     pub pretrained: bool,
     /// Decoupled weight decay.
     pub wd: f64,
+    /// Whether the weight decay also applies to BatchNorm weights and to biases (fastai v1's
+    /// `bn_wd`, default `true`; fastai 2 leaves them out: `false`). Read when the optimizer is
+    /// built: at the learner's creation, `freeze`, `unfreeze` and `freeze_to`.
+    pub bn_wd: bool,
     /// Adam's betas (beta1 is replaced by the momentum schedule).
     pub betas: (f64, f64),
     pub eps: f64,
@@ -85,6 +89,7 @@ impl Default for LearnerOptions {
         LearnerOptions {
             pretrained: true,
             wd: 1e-2,
+            bn_wd: true,
             betas: (0.9, 0.99),
             eps: 1e-5,
             lin_ftrs: vec![512],
@@ -102,6 +107,10 @@ impl LearnerOptions {
     }
     pub fn wd(mut self, wd: f64) -> Self {
         self.wd = wd;
+        self
+    }
+    pub fn bn_wd(mut self, on: bool) -> Self {
+        self.bn_wd = on;
         self
     }
     pub fn lin_ftrs(mut self, sizes: &[i64]) -> Self {
@@ -145,6 +154,9 @@ pub struct Learner<D: ?Sized = ImageDataBunch> {
     params: Vec<Param>,
     n_groups: usize,
     opt: COptimizer,
+    /// The optimizer's parameter groups: `n_groups`, then (with `bn_wd` off) one group without
+    /// weight decay per layer group, for its BatchNorm weights and biases.
+    opt_groups: usize,
     frozen_to: usize,
     /// The data (last, so that a `Learner<ImageDataBunch>` can be seen as a `Learner<dyn Data>`).
     pub data: D,
@@ -213,6 +225,7 @@ impl<D: Data> Learner<D> {
             params,
             n_groups,
             opt,
+            opt_groups: n_groups,
             frozen_to: 0,
             data,
         };
@@ -275,12 +288,25 @@ impl<D: Data + ?Sized> Learner<D> {
     pub(crate) fn rebuild_optimizer(&mut self) -> Result<()> {
         let o = &self.opts;
         let mut opt = COptimizer::adamw(1e-3, o.betas.0, o.betas.1, o.wd, o.eps, false)?;
+        let mut groups = 0;
         for p in &self.params {
             if p.tensor.requires_grad() {
-                opt.add_parameters(&p.tensor, p.group)?;
+                let no_wd = !o.bn_wd && (p.is_bn || p.name == "bias" || p.name.ends_with(".bias"));
+                let g = if no_wd {
+                    p.group + self.n_groups
+                } else {
+                    p.group
+                };
+                opt.add_parameters(&p.tensor, g)?;
+                groups = groups.max(g + 1);
             }
         }
+        // (the optimizer makes the groups below the largest index used, empty ones included)
+        for g in self.n_groups..groups {
+            opt.set_weight_decay_group(g, 0.0)?;
+        }
         self.opt = opt;
+        self.opt_groups = groups.max(self.n_groups);
         Ok(())
     }
 
