@@ -5,11 +5,12 @@
 //! for `--epochs` one-cycle epochs at 1e-2 (3e-3 for the U-Net), then `--unfrozen` epochs at
 //! `slice(1e-5, 1e-3)`. `--random` starts the body from random weights instead (to see what
 //! transfer learning brings); `--no-bn-wd` leaves BatchNorm weights and biases out of the weight
-//! decay (fastai 2's default; fastai v1's `bn_wd=False`).
+//! decay (fastai 2's default; fastai v1's `bn_wd=False`); `--head-init default` starts the head's
+//! linear layers as PyTorch does (fastai's `init=None`) instead of Kaiming-normal.
 //!
 //!     cargo run --release --example bench_lesson3 -- [--size 96] [--bs 32] [--threads N]
 //!         [--epochs 3] [--unfrozen 0] [--tasks multi,seg,points] [--limit N] [--random] [--seed 0]
-//!         [--no-bn-wd]
+//!         [--no-bn-wd] [--head-init kaiming|default]
 //!
 //! Prints one JSON line per task.
 
@@ -30,6 +31,7 @@ struct Args {
     random: bool,
     seed: u64,
     bn_wd: bool,
+    init: HeadInit,
 }
 
 fn args() -> Args {
@@ -44,6 +46,7 @@ fn args() -> Args {
         random: false,
         seed: 0,
         bn_wd: true,
+        init: HeadInit::KaimingNormal,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -61,6 +64,13 @@ fn args() -> Args {
             // fastai 2's default: no weight decay on BatchNorm weights and biases
             "--no-bn-wd" => a.bn_wd = false,
             "--seed" => a.seed = num(value()) as u64,
+            "--head-init" => {
+                a.init = match value().as_str() {
+                    "kaiming" => HeadInit::KaimingNormal,
+                    "default" => HeadInit::Default,
+                    other => panic!("--head-init is kaiming or default, not {other}"),
+                }
+            }
             other => panic!("unknown flag {other}"),
         }
     }
@@ -85,7 +95,8 @@ fn main() -> fastai::Result<()> {
         .device(Device::Cpu);
     let learner_opts = LearnerOptions::default()
         .pretrained(!a.random)
-        .bn_wd(a.bn_wd);
+        .bn_wd(a.bn_wd)
+        .init(a.init);
     let keep = |n: usize| a.limit == 0 || n < a.limit;
 
     let run = |task: &str, mut learn: Learner, lr: f64, score: &dyn Fn(&mut Learner) -> String| {
@@ -98,8 +109,10 @@ fn main() -> fastai::Result<()> {
         }
         let secs = t0.elapsed().as_secs_f64() / (a.epochs + a.unfrozen) as f64;
         println!(
-            "{{\"task\":\"{task}\",\"impl\":\"fastai-rs\",\"pretrained\":{},\"seed\":{},\"seconds_per_epoch\":{secs:.2},\"epochs\":{},\"train\":{},\"valid\":{},\"size\":{},\"bs\":{},\"threads\":{},{}}}",
+            "{{\"task\":\"{task}\",\"impl\":\"fastai-rs\",\"pretrained\":{},\"bn_wd\":{},\"head_init\":\"{:?}\",\"seed\":{},\"seconds_per_epoch\":{secs:.2},\"epochs\":{},\"train\":{},\"valid\":{},\"size\":{},\"bs\":{},\"threads\":{},{}}}",
             !a.random,
+            a.bn_wd,
+            a.init,
             a.seed,
             a.epochs + a.unfrozen,
             learn.data.train_ds.len(),

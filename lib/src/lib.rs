@@ -74,7 +74,8 @@ pub mod vision {
         Flatten, ResBlock, Sequential,
     };
     pub use crate::models::{
-        names as models, Arch, DynamicUnet, Hook, ImagenetClassifier, Model, Net, UnetOptions,
+        names as models, Arch, DynamicUnet, HeadInit, Hook, ImagenetClassifier, Model, Net,
+        UnetOptions,
     };
     pub use tch::{self, nn, Device, Kind, Tensor};
 }

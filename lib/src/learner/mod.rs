@@ -82,6 +82,9 @@ pub struct LearnerOptions {
     pub y_range: Option<(f64, f64)>,
     /// `cnn_learner`: a BatchNorm on the head's outputs (fastai's `bn_final`).
     pub bn_final: bool,
+    /// `cnn_learner`: how the head's linear layers start (fastai's `init`: Kaiming-normal by
+    /// default; [`models::HeadInit::Default`] is PyTorch's own, fastai's `init=None`).
+    pub init: models::HeadInit,
 }
 
 impl Default for LearnerOptions {
@@ -96,6 +99,7 @@ impl Default for LearnerOptions {
             ps: 0.5,
             y_range: None,
             bn_final: false,
+            init: models::HeadInit::KaimingNormal,
         }
     }
 }
@@ -127,6 +131,10 @@ impl LearnerOptions {
     }
     pub fn bn_final(mut self, on: bool) -> Self {
         self.bn_final = on;
+        self
+    }
+    pub fn init(mut self, init: models::HeadInit) -> Self {
+        self.init = init;
         self
     }
 }
@@ -266,6 +274,7 @@ pub fn cnn_learner_with(
         ps: opts.ps,
         y_range: opts.y_range,
         bn_final: opts.bn_final,
+        init: opts.init,
     };
     let mut model = CnnModel::with_head(arch, data.device(), data.c() as i64, &head);
     if opts.pretrained {

@@ -3,7 +3,8 @@
 //! `(N, nf, h, w)` -> AdaptiveConcatPool2d (max and average, `(N, 2nf)`) -> BatchNorm1d ->
 //! Dropout(0.25) -> Linear(2nf, 512) -> ReLU -> BatchNorm1d -> Dropout(0.5) -> Linear(512, c)
 //! by default; `lin_ftrs`, `ps` and `y_range` change it as in fastai's `create_head`.
-//! Linear weights are Kaiming-normal initialised, biases zero.
+//! Linear weights are Kaiming-normal initialised, biases zero (fastai's `init=nn.init.kaiming_normal_`),
+//! or left at PyTorch's own `nn.Linear` initialisation ([`HeadInit::Default`], fastai's `init=None`).
 
 use tch::nn::{self, init, ModuleT};
 use tch::Tensor;
@@ -21,6 +22,18 @@ pub struct Head {
     bn_final: Option<nn::BatchNorm>,
 }
 
+/// How the head's linear layers start (`cnn_learner`'s `init`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HeadInit {
+    /// Weights Kaiming-normal (fan in, ReLU gain), biases zero: fastai's default
+    /// (`init=nn.init.kaiming_normal_`, v1 and 2).
+    #[default]
+    KaimingNormal,
+    /// PyTorch's own `nn.Linear` initialisation, weights and biases uniform in
+    /// `(-1/sqrt(fan_in), 1/sqrt(fan_in))`: what fastai gives with `init=None`.
+    Default,
+}
+
 /// The shape of a head: hidden sizes and dropout, as `cnn_learner`'s `lin_ftrs` and `ps`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeadConfig {
@@ -31,6 +44,8 @@ pub struct HeadConfig {
     pub y_range: Option<(f64, f64)>,
     /// End with a BatchNorm of the outputs (momentum 0.01), as fastai's `bn_final=True`.
     pub bn_final: bool,
+    /// How the linear layers start.
+    pub init: HeadInit,
 }
 
 impl Default for HeadConfig {
@@ -40,6 +55,7 @@ impl Default for HeadConfig {
             ps: 0.5,
             y_range: None,
             bn_final: false,
+            init: HeadInit::KaimingNormal,
         }
     }
 }
@@ -52,14 +68,28 @@ impl Head {
 
     /// A head of the given shape. Variables are `bn1, fc1, bn2, fc2, ...` under `p`.
     pub fn with_config(p: &nn::Path, nf: i64, n_classes: i64, cfg: &HeadConfig) -> Head {
-        let lin = nn::LinearConfig {
-            ws_init: init::Init::Kaiming {
-                dist: init::NormalOrUniform::Normal,
-                fan: init::FanInOut::FanIn,
-                non_linearity: init::NonLinearity::ReLU,
+        let lin = |fan_in: i64| match cfg.init {
+            HeadInit::KaimingNormal => nn::LinearConfig {
+                ws_init: init::Init::Kaiming {
+                    dist: init::NormalOrUniform::Normal,
+                    fan: init::FanInOut::FanIn,
+                    non_linearity: init::NonLinearity::ReLU,
+                },
+                bs_init: Some(init::Init::Const(0.0)),
+                bias: true,
             },
-            bs_init: Some(init::Init::Const(0.0)),
-            bias: true,
+            HeadInit::Default => {
+                let bound = 1.0 / (fan_in as f64).sqrt();
+                let uniform = init::Init::Uniform {
+                    lo: -bound,
+                    up: bound,
+                };
+                nn::LinearConfig {
+                    ws_init: uniform,
+                    bs_init: Some(uniform),
+                    bias: true,
+                }
+            }
         };
         let sizes: Vec<i64> = std::iter::once(2 * nf)
             .chain(cfg.lin_ftrs.iter().copied())
@@ -71,7 +101,7 @@ impl Head {
             .map(|(k, io)| {
                 (
                     nn::batch_norm1d(p / format!("bn{}", k + 1), io[0], Default::default()),
-                    nn::linear(p / format!("fc{}", k + 1), io[0], io[1], lin),
+                    nn::linear(p / format!("fc{}", k + 1), io[0], io[1], lin(io[0])),
                 )
             })
             .collect();
@@ -126,4 +156,55 @@ impl ModuleT for Head {
 /// fastai's `sigmoid_range`: a sigmoid scaled to `(lo, hi)`.
 pub fn sigmoid_range(x: &Tensor, (lo, hi): (f64, f64)) -> Tensor {
     x.sigmoid() * (hi - lo) + lo
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first linear layer's weight and bias of a head over 64 channels (fan in 128).
+    fn fc1(init: HeadInit) -> (Tensor, Tensor) {
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let cfg = HeadConfig {
+            init,
+            ..Default::default()
+        };
+        let _head = Head::with_config(&vs.root(), 64, 10, &cfg);
+        let vars = vs.variables();
+        (
+            vars["fc1.weight"].shallow_clone(),
+            vars["fc1.bias"].shallow_clone(),
+        )
+    }
+
+    #[test]
+    fn kaiming_init_has_relu_gain_and_zero_biases() {
+        let (w, b) = fc1(HeadInit::KaimingNormal);
+        let std = w.std(true).double_value(&[]);
+        let want = (2.0f64 / 128.0).sqrt();
+        assert!((std - want).abs() < 0.05 * want, "std {std} vs {want}");
+        assert_eq!(b.abs().max().double_value(&[]), 0.0);
+    }
+
+    #[test]
+    fn default_init_is_pytorchs_uniform_for_weights_and_biases() {
+        let (w, b) = fc1(HeadInit::Default);
+        let bound = 1.0 / 128f64.sqrt();
+        for t in [&w, &b] {
+            let max = t.abs().max().double_value(&[]);
+            assert!(max <= bound + 1e-7, "{max} beyond {bound}");
+        }
+        // uniform on (-bound, bound): std bound / sqrt(3), biases not zero
+        let std = w.std(true).double_value(&[]);
+        assert!(
+            (std - bound / 3f64.sqrt()).abs() < 0.05 * bound,
+            "std {std}"
+        );
+        let mean_abs = b.abs().mean(tch::Kind::Float).double_value(&[]);
+        assert!(
+            mean_abs > 0.3 * bound,
+            "biases near zero: mean |b| {mean_abs}"
+        );
+    }
 }

@@ -23,7 +23,7 @@ pub mod weights;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Tensor};
 
-pub use head::{Head, HeadConfig};
+pub use head::{Head, HeadConfig, HeadInit};
 pub use hooks::{Hook, Taps};
 pub use imagenet::ImagenetClassifier;
 pub use model::{Model, Net};
