@@ -89,18 +89,20 @@ fn main() -> fastai::Result<()> {
     let mut files: Vec<PathBuf> = learn.data.valid_ds.items.clone();
     files.sort();
     files.truncate(n_images);
+    // each validation picture with its mask at the model's size and the codes present
+    let mut pictures = Vec::new();
+    for file in files {
+        let full = open_mask(&mask_of(&file))?;
+        let codes_in: BTreeSet<u8> = full.pixels().map(|q| q.0[0]).filter(|&c| c != 0).collect();
+        let mask = image::imageops::resize(&full, size as u32, size as u32, FilterType::Nearest);
+        pictures.push((file, mask, codes_in));
+    }
     for point in ["body", "features.13", "features.6"] {
         // sums of: mass on the item, item area, hottest pixel on the item; count
         let (mut mass, mut area, mut hot, mut n) = (0.0f64, 0.0f64, 0.0f64, 0usize);
         let mut written = 0;
-        for file in &files {
-            let mask = image::imageops::resize(
-                &open_mask(&mask_of(file))?,
-                size as u32,
-                size as u32,
-                FilterType::Nearest,
-            );
-            for code in present(file) {
+        for (file, mask, codes_in) in &pictures {
+            for &code in codes_in {
                 let name = &codes[code as usize];
                 let c = learn.data.classes.iter().position(|k| k == name).unwrap();
                 let (cam, _) = learn.grad_cam_at(file, Some(c), point)?;
