@@ -132,6 +132,20 @@ fn grad_cam_looks_where_the_answer_is() {
     let (cam, _) = learn.grad_cam_at(&items[0].0, None, "features.6").unwrap();
     assert_eq!(cam.size(), [SIDE as i64, SIDE as i64]);
     assert!(cam.min().double_value(&[]) >= 0.0 && cam.max().double_value(&[]) <= 1.0 + 1e-6);
+    // read at another size: the same map at the data's size, a map of the size asked otherwise
+    let (plain, _) = learn.grad_cam(&items[0].0, None).unwrap();
+    let (same, _) = learn
+        .grad_cam_sized(&items[0].0, None, SIDE as usize)
+        .unwrap();
+    assert!(plain.allclose(&same, 1e-5, 1e-6, false));
+    let (big, _) = learn.grad_cam_sized(&items[0].0, None, 320).unwrap();
+    assert_eq!(big.size(), [320, 320]);
+    assert!(big.min().double_value(&[]) >= 0.0 && big.max().double_value(&[]) <= 1.0 + 1e-6);
+    let err = learn
+        .grad_cam_sized(&items[0].0, None, 8)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("32 to 4096"), "{err}");
     assert!(learn
         .grad_cam_at(&items[0].0, None, "no_such_layer")
         .unwrap_err()

@@ -13,7 +13,7 @@ use tch::{Device, Kind, Tensor};
 use super::plots::titled_grid;
 use super::ClassificationInterpretation;
 use crate::bail;
-use crate::data::show::open_resized;
+use crate::data::show::{one_item, open_resized};
 use crate::display::{display, Rich};
 use crate::error::Result;
 use crate::learner::Learner;
@@ -41,8 +41,20 @@ impl Learner {
         class: Option<usize>,
         point: &str,
     ) -> Result<(Tensor, usize)> {
-        let x = self.data.one_item(image.as_ref())?.to_device(self.device());
-        self.grad_cam_tensor(&x, class, point)
+        self.grad_cam_view(image.as_ref(), class, point, self.data.size)
+    }
+
+    /// [`grad_cam`](Self::grad_cam) with the picture read at `size x size` instead of the data's
+    /// size. The body's map is 1/32 of the picture's side, so a bigger picture gives a finer map;
+    /// the model sees things bigger, too, unless the picture is bigger for another reason (an
+    /// item on a wide canvas, a photo with more around it).
+    pub fn grad_cam_sized(
+        &self,
+        image: impl AsRef<Path>,
+        class: Option<usize>,
+        size: usize,
+    ) -> Result<(Tensor, usize)> {
+        self.grad_cam_view(image.as_ref(), class, BODY, checked_side(size)?)
     }
 
     /// Grad-CAM of an image batch of one `(1, 3, H, W)`, already normalized.
@@ -53,6 +65,17 @@ impl Learner {
         point: &str,
     ) -> Result<(Tensor, usize)> {
         grad_cam_model(&*self.model, x, class, point)
+    }
+
+    fn grad_cam_view(
+        &self,
+        image: &Path,
+        class: Option<usize>,
+        point: &str,
+        size: (usize, usize),
+    ) -> Result<(Tensor, usize)> {
+        let x = one_item(image, size, self.data.stats, self.device())?;
+        self.grad_cam_tensor(&x, class, point)
     }
 
     /// The image (as the model sees it: resized, centre-cropped) with its Grad-CAM map blended
@@ -71,7 +94,7 @@ impl Learner {
         class: Option<usize>,
         figsize: (f32, f32),
     ) -> Result<()> {
-        self.show_heatmap_at(image, class, BODY, figsize)
+        self.show_heatmap_view(image.as_ref(), class, BODY, self.data.size, figsize)
     }
 
     /// [`show_heatmap`](Self::show_heatmap) with the map of another hook point: an earlier layer
@@ -84,9 +107,31 @@ impl Learner {
         point: &str,
         figsize: (f32, f32),
     ) -> Result<()> {
-        let image = image.as_ref();
-        let (cam, c) = self.grad_cam_at(image, class, point)?;
-        let base = open_resized(image, self.data.size)?;
+        self.show_heatmap_view(image.as_ref(), class, point, self.data.size, figsize)
+    }
+
+    /// [`show_heatmap`](Self::show_heatmap) with the picture read at `size x size` (see
+    /// [`grad_cam_sized`](Self::grad_cam_sized)).
+    pub fn show_heatmap_sized(
+        &self,
+        image: impl AsRef<Path>,
+        class: Option<usize>,
+        size: usize,
+        figsize: (f32, f32),
+    ) -> Result<()> {
+        self.show_heatmap_view(image.as_ref(), class, BODY, checked_side(size)?, figsize)
+    }
+
+    fn show_heatmap_view(
+        &self,
+        image: &Path,
+        class: Option<usize>,
+        point: &str,
+        size: (usize, usize),
+        figsize: (f32, f32),
+    ) -> Result<()> {
+        let (cam, c) = self.grad_cam_view(image, class, point, size)?;
+        let base = open_resized(image, size)?;
         let title = if point == BODY {
             format!("Grad-CAM: {}", self.data.classes[c])
         } else {
@@ -101,6 +146,15 @@ impl Learner {
         display(&Rich::png(png, &title));
         Ok(())
     }
+}
+
+/// A picture side for the `_sized` calls: big enough for the body's map to have a cell (32 px),
+/// small enough not to run out of memory on one image.
+fn checked_side(size: usize) -> Result<(usize, usize)> {
+    if !(32..=4096).contains(&size) {
+        bail!("a heat map's picture size must be 32 to 4096 pixels (the body's map is 1/32 of it), got {size}");
+    }
+    Ok((size, size))
 }
 
 impl ImagenetClassifier {
