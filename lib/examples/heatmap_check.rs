@@ -1,14 +1,24 @@
 //! Does Grad-CAM point at the object? A lesson-1-style Fashion-MNIST classifier (MobileNetV2,
-//! frozen body, 64 px) is trained, then asked for heat maps on the offline lesson-3 segmentation
-//! images that hold exactly one item: their masks say where the item is. For each input size
-//! and hook point this prints the share of the map's mass on the item (against the item's share
-//! of the picture, what a map that ignores the image would get) and how often the map's hottest
-//! pixel is on the item.
+//! 64 px) is trained, then asked for heat maps of its predicted class on three kinds of picture,
+//! each time printing the share of the map's mass on the item (against the item's share of the
+//! picture: what a map that ignores the image gets) and how often the map's hottest pixel is on
+//! the item:
+//! - Fashion-MNIST test items as they are (centred on black), at the final training size and at
+//!   twice it;
+//! - the same items each placed at a random spot of a black canvas three times their size, read
+//!   at three times the final training size: the item keeps the scale the model learned, and the
+//!   body's map has room to say where it is;
+//! - the offline lesson-3 segmentation pictures that hold exactly one item (pasted small on a
+//!   busy background; their masks say where the item is).
 //!
-//!     cargo run --release --example heatmap_check -- [per_class 300] [epochs 3] [images 100] [unfrozen 0]
+//!     cargo run --release --example heatmap_check -- [per_class 300] [epochs 3] [images 100]
+//!         [unfrozen 0] [reuse 0] [size 64] [resized 0]
 //!
 //! `unfrozen` > 0 then unfreezes the body and trains that many more epochs at
-//! `slice(1e-5, 1e-3)` (the lesson's second stage).
+//! `slice(1e-5, 1e-3)` (the lesson's second stage); `resized` > 0 then trains that many epochs
+//! more at twice `size` (lesson 3's progressive resizing; at `slice(1e-5, 1e-3)` after an
+//! unfrozen stage). `reuse` 1 loads the weights the last run saved instead of training. The
+//! first overlays of the body's maps are written to `target/heatmap_check/`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -29,6 +39,15 @@ fn main() -> fastai::Result<()> {
     let epochs = args.get(1).copied().unwrap_or(3);
     let n_images = args.get(2).copied().unwrap_or(100);
     let unfrozen = args.get(3).copied().unwrap_or(0);
+    let reuse = args.get(4).copied().unwrap_or(0) == 1;
+    let train_size = args.get(5).copied().unwrap_or(64);
+    let resized = args.get(6).copied().unwrap_or(0);
+    // progressive resizing: `resized` more epochs at twice the size, and the checks at that size
+    let size = if resized > 0 {
+        2 * train_size
+    } else {
+        train_size
+    };
 
     let root = fashion_mnist_dir();
     let mut files = Vec::new();
@@ -45,14 +64,21 @@ fn main() -> fastai::Result<()> {
             .bs(64);
         Ok(ImageDataBunch::from_name_re(&root, &files, pat, opts)?.normalize(imagenet_stats()))
     };
-    let mut learn = cnn_learner(bunch(64)?, models::mobilenet_v2, &[error_rate])?;
-    learn.fit_one_cycle(epochs, None)?;
-    if unfrozen > 0 {
-        learn.unfreeze();
-        learn.fit_one_cycle(unfrozen, Some(slice(1e-5, 1e-3)))?;
+    if !reuse {
+        let mut learn = cnn_learner(bunch(train_size)?, models::mobilenet_v2, &[error_rate])?;
+        learn.fit_one_cycle(epochs, None)?;
+        if unfrozen > 0 {
+            learn.unfreeze();
+            learn.fit_one_cycle(unfrozen, Some(slice(1e-5, 1e-3)))?;
+        }
+        if resized > 0 {
+            learn.data = bunch(size)?;
+            let lr = (unfrozen > 0).then(|| slice(1e-5, 1e-3));
+            learn.fit_one_cycle(resized, lr)?;
+        }
+        let saved = learn.save("heatmap-check")?;
+        println!("trained: {}", saved.display());
     }
-    let saved = learn.save("heatmap-check")?;
-    println!("trained: {}", saved.display());
 
     // single-item segmentation images: (image, mask, class name)
     let seg = lesson3_dir().join("segmentation");
@@ -87,7 +113,8 @@ fn main() -> fastai::Result<()> {
         f.truncate(per_class_test);
         plain.extend(f.into_iter().map(|p| (p, class.to_string())));
     }
-    for size in [64usize, 128] {
+    canvas_check(&plain, bunch(3 * size)?)?;
+    for size in [size, 2 * size] {
         let mut l = cnn_learner(bunch(size)?, models::mobilenet_v2, &[error_rate])?;
         l.load("heatmap-check")?;
         for point in ["body", "features.13", "features.6"] {
@@ -112,6 +139,11 @@ fn main() -> fastai::Result<()> {
                 sums.1 += area;
                 sums.2 += hot as u8 as f64;
                 sums.3 += 1;
+            }
+            if point == "body" {
+                for (img, class) in plain.iter().step_by(plain.len().div_ceil(8).max(1)) {
+                    save_overlay(l, img, &format!("item{size}_{class}"))?;
+                }
             }
             let n = sums.3 as f64;
             println!(
@@ -174,5 +206,83 @@ fn main() -> fastai::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Fashion-MNIST test items each placed at a random spot of a black canvas three times their size
+/// (written as PNGs under the temp folder), read at three times the training size, so the item keeps the
+/// scale it was trained at: mass on the item against its share, per hook point.
+fn canvas_check(plain: &[(PathBuf, String)], data: ImageDataBunch) -> fastai::Result<()> {
+    let dir = std::env::temp_dir().join("heatmap-check-canvas");
+    std::fs::create_dir_all(&dir)?;
+    let mut canvases = Vec::new();
+    let mut state = 0x2545F4914F6CDD1Du64;
+    let mut next = |n: u32| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as u32
+    };
+    for (i, (img, class)) in plain.iter().enumerate() {
+        let item = open_image(img)?;
+        let (w, h) = item.dimensions();
+        let mut canvas = image::RgbImage::new(3 * w, 3 * h);
+        let (x0, y0) = (next(2 * w + 1), next(2 * h + 1));
+        image::imageops::replace(&mut canvas, &item, x0 as i64, y0 as i64);
+        let file = dir.join(format!("{class}_{i}.png"));
+        canvas
+            .save(&file)
+            .map_err(|e| fastai::Error::Msg(format!("{}: {e}", file.display())))?;
+        canvases.push((file, class.clone()));
+    }
+    let mut l = cnn_learner(data, models::mobilenet_v2, &[error_rate])?;
+    l.load("heatmap-check")?;
+    for point in ["body", "features.13", "features.6"] {
+        let (mut mass, mut area, mut hot, mut right) = (0.0, 0.0, 0.0, 0);
+        for (img, class) in &canvases {
+            let c = l.data.classes.iter().position(|k| k == class).unwrap();
+            let (cam, used) = l.grad_cam_at(img, None, point)?;
+            right += (used == c) as usize;
+            let (h, w) = (cam.size()[0] as u32, cam.size()[1] as u32);
+            let gray = image::imageops::resize(&open_image(img)?, w, h, FilterType::Triangle);
+            let lum: Vec<f32> = gray
+                .pixels()
+                .map(|p| (p.0[0] as f32 + p.0[1] as f32 + p.0[2] as f32) / 3.0)
+                .collect();
+            let top = lum.iter().cloned().fold(0.0f32, f32::max).max(1.0);
+            let on: Vec<bool> = lum.iter().map(|&v| v > 0.1 * top).collect();
+            let (m, a, h) = score(&cam, &on);
+            mass += m;
+            area += a;
+            hot += h as u8 as f64;
+        }
+        if point == "body" {
+            for (img, class) in canvases.iter().step_by(canvases.len().div_ceil(8).max(1)) {
+                save_overlay(&l, img, &format!("canvas_{class}"))?;
+            }
+        }
+        let n = canvases.len() as f64;
+        println!(
+            "size {} {point:<12} fashion-mnist items on a 3x black canvas, predicted class: mass on item {:.3} (item area {:.3}), hottest pixel on item {:.2}; classified right {right}/{}",
+            l.data.size.0,
+            mass / n,
+            area / n,
+            hot / n,
+            canvases.len()
+        );
+    }
+    Ok(())
+}
+
+/// Writes `img` with its body Grad-CAM map for the predicted class to
+/// `target/heatmap_check/<name>_<predicted>.png`.
+fn save_overlay(l: &Learner, img: &std::path::Path, name: &str) -> fastai::Result<()> {
+    let dir = PathBuf::from("target/heatmap_check");
+    std::fs::create_dir_all(&dir)?;
+    let (_, c) = l.grad_cam(img, None)?;
+    let png = dir.join(format!("{name}_as_{}.png", l.data.classes[c]));
+    l.heatmap_image(img, Some(c))?
+        .save(&png)
+        .map_err(|e| fastai::Error::Msg(format!("{}: {e}", png.display())))?;
     Ok(())
 }
