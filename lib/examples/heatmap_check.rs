@@ -126,14 +126,7 @@ fn main() -> fastai::Result<()> {
                 if used == c {
                     sums.4 += 1;
                 }
-                let (h, w) = (cam.size()[0] as u32, cam.size()[1] as u32);
-                let gray = image::imageops::resize(&open_image(img)?, w, h, FilterType::Triangle);
-                let lum: Vec<f32> = gray
-                    .pixels()
-                    .map(|p| (p.0[0] as f32 + p.0[1] as f32 + p.0[2] as f32) / 3.0)
-                    .collect();
-                let top = lum.iter().cloned().fold(0.0f32, f32::max).max(1.0);
-                let on: Vec<bool> = lum.iter().map(|&v| v > 0.1 * top).collect();
+                let on = item_pixels(img, &cam)?;
                 let (mass, area, hot) = score(&cam, &on);
                 sums.0 += mass;
                 sums.1 += area;
@@ -243,14 +236,7 @@ fn canvas_check(plain: &[(PathBuf, String)], data: ImageDataBunch) -> fastai::Re
             let c = l.data.classes.iter().position(|k| k == class).unwrap();
             let (cam, used) = l.grad_cam_at(img, None, point)?;
             right += (used == c) as usize;
-            let (h, w) = (cam.size()[0] as u32, cam.size()[1] as u32);
-            let gray = image::imageops::resize(&open_image(img)?, w, h, FilterType::Triangle);
-            let lum: Vec<f32> = gray
-                .pixels()
-                .map(|p| (p.0[0] as f32 + p.0[1] as f32 + p.0[2] as f32) / 3.0)
-                .collect();
-            let top = lum.iter().cloned().fold(0.0f32, f32::max).max(1.0);
-            let on: Vec<bool> = lum.iter().map(|&v| v > 0.1 * top).collect();
+            let on = item_pixels(img, &cam)?;
             let (m, a, h) = score(&cam, &on);
             mass += m;
             area += a;
@@ -285,4 +271,17 @@ fn save_overlay(l: &Learner, img: &std::path::Path, name: &str) -> fastai::Resul
         .save(&png)
         .map_err(|e| fastai::Error::Msg(format!("{}: {e}", png.display())))?;
     Ok(())
+}
+
+/// The item's pixels of a picture on black, at the map's size (row by row): those brighter than a
+/// tenth of the brightest.
+fn item_pixels(img: &std::path::Path, cam: &Tensor) -> fastai::Result<Vec<bool>> {
+    let (h, w) = (cam.size()[0] as u32, cam.size()[1] as u32);
+    let gray = image::imageops::resize(&open_image(img)?, w, h, FilterType::Triangle);
+    let lum: Vec<f32> = gray
+        .pixels()
+        .map(|p| (p.0[0] as f32 + p.0[1] as f32 + p.0[2] as f32) / 3.0)
+        .collect();
+    let top = lum.iter().cloned().fold(0.0f32, f32::max).max(1.0);
+    Ok(lum.iter().map(|&v| v > 0.1 * top).collect())
 }
