@@ -117,37 +117,12 @@ fn main() -> fastai::Result<()> {
     for size in [size, 2 * size] {
         let mut l = cnn_learner(bunch(size)?, models::mobilenet_v2, &[error_rate])?;
         l.load("heatmap-check")?;
-        for point in ["body", "features.13", "features.6"] {
-            let l = &l;
-            let mut sums = (0.0f64, 0.0f64, 0.0f64, 0usize, 0usize);
-            for (img, class) in &plain {
-                let c = l.data.classes.iter().position(|k| k == class).unwrap();
-                let (cam, used) = l.grad_cam_at(img, None, point)?;
-                if used == c {
-                    sums.4 += 1;
-                }
-                let on = item_pixels(img, &cam)?;
-                let (mass, area, hot) = score(&cam, &on);
-                sums.0 += mass;
-                sums.1 += area;
-                sums.2 += hot as u8 as f64;
-                sums.3 += 1;
-            }
-            if point == "body" {
-                for (img, class) in plain.iter().step_by(plain.len().div_ceil(8).max(1)) {
-                    save_overlay(l, img, &format!("item{size}_{class}"))?;
-                }
-            }
-            let n = sums.3 as f64;
-            println!(
-                "size {size:>3} {point:<12} fashion-mnist test items, predicted class: mass on item {:.3} (item area {:.3}), hottest pixel on item {:.2}; classified right {}/{}",
-                sums.0 / n,
-                sums.1 / n,
-                sums.2 / n,
-                sums.4,
-                sums.3
-            );
-        }
+        on_black(
+            &l,
+            &plain,
+            "fashion-mnist test items",
+            &format!("item{size}"),
+        )?;
 
         for point in ["body", "features.13", "features.6"] {
             let mut stats: BTreeMap<&str, (f64, f64, f64, usize)> = BTreeMap::new();
@@ -230,9 +205,22 @@ fn canvas_check(plain: &[(PathBuf, String)], data: ImageDataBunch) -> fastai::Re
     }
     let mut l = cnn_learner(data, models::mobilenet_v2, &[error_rate])?;
     l.load("heatmap-check")?;
+    on_black(
+        &l,
+        &canvases,
+        "fashion-mnist items on a 3x black canvas",
+        "canvas",
+    )
+}
+
+/// Items on black (`(file, class)`) through `l` at its data's size, for each hook point: the map
+/// of the predicted class's mass on the item against the item's share, how often its hottest
+/// pixel is on the item, how many are classified right; a few overlays of the body's maps named
+/// `<tag>_<class>`.
+fn on_black(l: &Learner, pics: &[(PathBuf, String)], what: &str, tag: &str) -> fastai::Result<()> {
     for point in ["body", "features.13", "features.6"] {
         let (mut mass, mut area, mut hot, mut right) = (0.0, 0.0, 0.0, 0);
-        for (img, class) in &canvases {
+        for (img, class) in pics {
             let c = l.data.classes.iter().position(|k| k == class).unwrap();
             let (cam, used) = l.grad_cam_at(img, None, point)?;
             right += (used == c) as usize;
@@ -243,18 +231,18 @@ fn canvas_check(plain: &[(PathBuf, String)], data: ImageDataBunch) -> fastai::Re
             hot += h as u8 as f64;
         }
         if point == "body" {
-            for (img, class) in canvases.iter().step_by(canvases.len().div_ceil(8).max(1)) {
-                save_overlay(&l, img, &format!("canvas_{class}"))?;
+            for (img, class) in pics.iter().step_by(pics.len().div_ceil(8).max(1)) {
+                save_overlay(l, img, &format!("{tag}_{class}"))?;
             }
         }
-        let n = canvases.len() as f64;
+        let n = pics.len() as f64;
         println!(
-            "size {} {point:<12} fashion-mnist items on a 3x black canvas, predicted class: mass on item {:.3} (item area {:.3}), hottest pixel on item {:.2}; classified right {right}/{}",
+            "size {:>3} {point:<12} {what}, predicted class: mass on item {:.3} (item area {:.3}), hottest pixel on item {:.2}; classified right {right}/{}",
             l.data.size.0,
             mass / n,
             area / n,
             hot / n,
-            canvases.len()
+            pics.len()
         );
     }
     Ok(())
