@@ -81,10 +81,21 @@ impl Learner {
     /// The image (as the model sees it: resized, centre-cropped) with its Grad-CAM map blended
     /// over it.
     pub fn heatmap_image(&self, image: impl AsRef<Path>, class: Option<usize>) -> Result<RgbImage> {
-        let image = image.as_ref();
-        let (cam, _) = self.grad_cam(image, class)?;
-        let base = open_resized(image, self.data.size)?;
-        Ok(blend_heatmap(&base, &cam, 0.6))
+        let (img, _) = self.heatmap_view(image.as_ref(), class, BODY, self.data.size)?;
+        Ok(img)
+    }
+
+    /// The picture read at `size` with the map of `point` blended over it; with the class used.
+    fn heatmap_view(
+        &self,
+        image: &Path,
+        class: Option<usize>,
+        point: &str,
+        size: (usize, usize),
+    ) -> Result<(RgbImage, usize)> {
+        let (cam, c) = self.grad_cam_view(image, class, point, size)?;
+        let base = open_resized(image, size)?;
+        Ok((blend_heatmap(&base, &cam, 0.6), c))
     }
 
     /// Shows an image with its Grad-CAM map for `class` (default: the predicted class).
@@ -130,19 +141,13 @@ impl Learner {
         size: (usize, usize),
         figsize: (f32, f32),
     ) -> Result<()> {
-        let (cam, c) = self.grad_cam_view(image, class, point, size)?;
-        let base = open_resized(image, size)?;
+        let (img, c) = self.heatmap_view(image, class, point, size)?;
         let title = if point == BODY {
             format!("Grad-CAM: {}", self.data.classes[c])
         } else {
             format!("Grad-CAM at {point}: {}", self.data.classes[c])
         };
-        let png = titled_grid(
-            &[(blend_heatmap(&base, &cam, 0.6), title.clone())],
-            1,
-            1,
-            figsize,
-        );
+        let png = titled_grid(&[(img, title.clone())], 1, 1, figsize);
         display(&Rich::png(png, &title));
         Ok(())
     }
