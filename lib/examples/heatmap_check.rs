@@ -220,7 +220,8 @@ fn canvas_check(plain: &[(PathBuf, String)], data: ImageDataBunch) -> fastai::Re
 fn on_black(l: &Learner, pics: &[(PathBuf, String)], what: &str, tag: &str) -> fastai::Result<()> {
     for point in ["body", "features.13", "features.6"] {
         let (mut mass, mut area, mut hot, mut right) = (0.0, 0.0, 0.0, 0);
-        for (img, class) in pics {
+        let every = pics.len().div_ceil(8).max(1);
+        for (i, (img, class)) in pics.iter().enumerate() {
             let c = l.data.classes.iter().position(|k| k == class).unwrap();
             let (cam, used) = l.grad_cam_at(img, None, point)?;
             right += (used == c) as usize;
@@ -229,10 +230,9 @@ fn on_black(l: &Learner, pics: &[(PathBuf, String)], what: &str, tag: &str) -> f
             mass += m;
             area += a;
             hot += h as u8 as f64;
-        }
-        if point == "body" {
-            for (img, class) in pics.iter().step_by(pics.len().div_ceil(8).max(1)) {
-                save_overlay(l, img, &format!("{tag}_{class}"))?;
+            if point == "body" && i % every == 0 {
+                let name = format!("{tag}_{class}_as_{}", l.data.classes[used]);
+                save_overlay(l, img, &cam, &name)?;
             }
         }
         let n = pics.len() as f64;
@@ -248,14 +248,19 @@ fn on_black(l: &Learner, pics: &[(PathBuf, String)], what: &str, tag: &str) -> f
     Ok(())
 }
 
-/// Writes `img` with its body Grad-CAM map for the predicted class to
-/// `target/heatmap_check/<name>_<predicted>.png`.
-fn save_overlay(l: &Learner, img: &std::path::Path, name: &str) -> fastai::Result<()> {
+/// Writes `img` as `l` sees it with `cam` (its map, already made) blended over it to
+/// `target/heatmap_check/<name>.png`.
+fn save_overlay(
+    l: &Learner,
+    img: &std::path::Path,
+    cam: &Tensor,
+    name: &str,
+) -> fastai::Result<()> {
     let dir = PathBuf::from("target/heatmap_check");
     std::fs::create_dir_all(&dir)?;
-    let (_, c) = l.grad_cam(img, None)?;
-    let png = dir.join(format!("{name}_as_{}.png", l.data.classes[c]));
-    l.heatmap_image(img, Some(c))?
+    let png = dir.join(format!("{name}.png"));
+    let base = fastai::data::show::open_resized(img, l.data.size)?;
+    fastai::interpret::gradcam::blend_heatmap(&base, cam, 0.6)
         .save(&png)
         .map_err(|e| fastai::Error::Msg(format!("{}: {e}", png.display())))?;
     Ok(())
